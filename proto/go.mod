@@ -1,0 +1,3 @@
+module github.com/honeybee/core/proto
+
+go 1.26

@@ -1,0 +1,7 @@
+module github.com/honeybee/core/services/api
+
+go 1.26
+
+require github.com/honeybee/core/proto v0.0.0
+
+replace github.com/honeybee/core/proto => ../../proto
