@@ -1,0 +1,3 @@
+module github.com/honeybee/core/deploy/healthcheck
+
+go 1.26
