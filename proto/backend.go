@@ -119,7 +119,11 @@ func decodeBackend(tag string, payload json.RawMessage) (Message, error) {
 			if err := unmarshalPayload(tag, body, &in); err != nil {
 				return nil, err
 			}
-			return &BackendResponse{Success: true, Message: in.Message, Data: in.Data}, nil
+			data := in.Data
+			if isNull(data) {
+				data = nil // "data": null is no data, as documented on BackendResponse.Data
+			}
+			return &BackendResponse{Success: true, Message: in.Message, Data: data}, nil
 		case "Failure":
 			var reason string
 			if body == nil || json.Unmarshal(body, &reason) != nil {

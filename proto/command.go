@@ -130,7 +130,7 @@ func (c *Command) UnmarshalJSON(data []byte) error {
 	cmd := Command{Kind: CommandKind(tag)}
 	switch {
 	case cmd.Kind == CmdInstallPot:
-		if isNull(payload) {
+		if payload == nil || isNull(payload) {
 			return fmt.Errorf("%w: InstallPot needs a payload", ErrInvalidCommand)
 		}
 		var in struct {

@@ -11,7 +11,10 @@ import (
 )
 
 // Errors returned by the decoder, the framing reader and command parsing.
-// Each returned error wraps exactly one of these; match with errors.Is.
+// Each returned error wraps one of these, and a few wrap two (a missing
+// version is ErrNotEnvelope and ErrMissingField; a bad command is
+// ErrInvalidCommand and, where it applies, the detail such as
+// ErrUnknownVariant or ErrMissingField). Match with errors.Is.
 var (
 	// ErrNotJSON is returned when a message is not valid JSON.
 	ErrNotJSON = errors.New("not JSON")
