@@ -1,0 +1,156 @@
+// Package procstat reads the CPU time and memory of processes from Linux
+// /proc: /proc/<pid>/stat (utime, stime) and /proc/<pid>/status (VmRSS,
+// VmHWM, Threads). It also finds processes by name. Functions are safe for
+// concurrent use.
+package procstat
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned when no process matches a name.
+var ErrNotFound = errors.New("process not found")
+
+// clockTick is USER_HZ: 100 on every Linux architecture Go supports.
+const clockTick = 100
+
+// Sample is a process's counters at one moment.
+type Sample struct {
+	PID     int
+	At      time.Time
+	CPU     time.Duration // user + system time so far
+	RSS     int64         // resident set size, bytes
+	HWM     int64         // peak resident set size, bytes
+	Threads int
+}
+
+// Root is the proc file system's mount point (a variable for tests).
+var Root = "/proc"
+
+// Read samples process pid.
+func Read(pid int) (Sample, error) {
+	s := Sample{PID: pid, At: time.Now()}
+	dir := filepath.Join(Root, strconv.Itoa(pid))
+	stat, err := os.ReadFile(filepath.Join(dir, "stat"))
+	if err != nil {
+		return s, err
+	}
+	cpu, err := parseStat(stat)
+	if err != nil {
+		return s, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	s.CPU = cpu
+	status, err := os.ReadFile(filepath.Join(dir, "status"))
+	if err != nil {
+		return s, err
+	}
+	s.RSS, s.HWM, s.Threads = parseStatus(status)
+	return s, nil
+}
+
+// parseStat returns utime+stime from a /proc/<pid>/stat line. The command
+// name (field 2) may hold spaces and parentheses, so fields are counted
+// after its last ')'.
+func parseStat(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime is field 14, stime field 15.
+	if len(f) < 13 {
+		return 0, errors.New("short stat")
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("malformed utime/stime")
+	}
+	return time.Duration(ut+st) * time.Second / clockTick, nil
+}
+
+func parseStatus(b []byte) (rss, hwm int64, threads int) {
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		v = strings.TrimSpace(v)
+		switch k {
+		case "VmRSS":
+			rss = kb(v)
+		case "VmHWM":
+			hwm = kb(v)
+		case "Threads":
+			threads, _ = strconv.Atoi(v)
+		}
+	}
+	return rss, hwm, threads
+}
+
+func kb(v string) int64 {
+	n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, "kB")), 10, 64)
+	return n * 1024
+}
+
+// Find returns the pids of processes whose name (/proc/<pid>/comm, at most
+// 15 characters) or executable base name equals name, excluding the
+// calling process.
+func Find(name string) ([]int, error) {
+	ents, err := os.ReadDir(Root)
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join(Root, e.Name(), "comm"))
+		if err != nil {
+			continue
+		}
+		c := strings.TrimSpace(string(comm))
+		if c == name || (len(name) > 15 && c == name[:15]) {
+			pids = append(pids, pid)
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join(Root, e.Name(), "exe")); err == nil && filepath.Base(exe) == name {
+			pids = append(pids, pid)
+		}
+	}
+	if len(pids) == 0 {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+	}
+	return pids, nil
+}
+
+// Usage is what a process used between two samples.
+type Usage struct {
+	Name    string  `json:"name"`
+	PID     int     `json:"pid"`
+	CPUPct  float64 `json:"cpu_pct"` // 100 = one core busy
+	CPUSecs float64 `json:"cpu_s"`
+	RSS     int64   `json:"rss_bytes"`
+	PeakRSS int64   `json:"peak_rss_bytes"`
+	Threads int     `json:"threads"`
+}
+
+// Between computes usage from a to b (same pid, b later).
+func Between(name string, a, b Sample) Usage {
+	u := Usage{Name: name, PID: b.PID, RSS: b.RSS, PeakRSS: b.HWM, Threads: b.Threads}
+	u.CPUSecs = (b.CPU - a.CPU).Seconds()
+	if el := b.At.Sub(a.At).Seconds(); el > 0 {
+		u.CPUPct = 100 * u.CPUSecs / el
+	}
+	return u
+}

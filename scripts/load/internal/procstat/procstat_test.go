@@ -1,0 +1,77 @@
+package procstat
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		give string
+		want time.Duration
+	}{
+		{"1234 (node-gateway) S 1 1234 1234 0 -1 4194560 5000 0 0 0 250 50 0 0 20 0 12 0 100 1000000 2000 18446744073709551615", 3 * time.Second},
+		{"1 (a) b) c) R 0 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 1 1 1", 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		got, err := parseStat([]byte(tt.give))
+		if err != nil || got != tt.want {
+			t.Errorf("parseStat(%q) = %v, %v; want %v", tt.give, got, err, tt.want)
+		}
+	}
+	if _, err := parseStat([]byte("garbage")); err == nil {
+		t.Error("want an error for garbage")
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	rss, hwm, th := parseStatus([]byte("Name:\tx\nVmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\nThreads:\t9\n"))
+	if rss != 1024*1024 || hwm != 2048*1024 || th != 9 {
+		t.Errorf("rss %d hwm %d threads %d", rss, hwm, th)
+	}
+}
+
+func TestReadSelfAndFind(t *testing.T) {
+	s, err := Read(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.RSS <= 0 || s.Threads <= 0 {
+		t.Errorf("self sample %+v: want RSS and threads > 0", s)
+	}
+	if _, err := Find("no-such-process-xyz"); err == nil {
+		t.Error("Find of a missing name: want ErrNotFound")
+	}
+}
+
+func TestFindFakeRoot(t *testing.T) {
+	old := Root
+	Root = t.TempDir()
+	defer func() { Root = old }()
+	for pid, comm := range map[string]string{"10": "node-gateway\n", "11": "api\n", "12": "ws-proxy\n", "self": "x\n"} {
+		if err := os.MkdirAll(filepath.Join(Root, pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(Root, pid, "comm"), []byte(comm), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pids, err := Find("api")
+	if err != nil || len(pids) != 1 || pids[0] != 11 {
+		t.Errorf("Find(api) = %v, %v; want [11]", pids, err)
+	}
+}
+
+func TestBetween(t *testing.T) {
+	t0 := time.Now()
+	u := Between("x", Sample{PID: 1, At: t0, CPU: time.Second}, Sample{PID: 1, At: t0.Add(2 * time.Second), CPU: 2 * time.Second, RSS: 5})
+	if u.CPUPct != 50 || u.CPUSecs != 1 || u.RSS != 5 {
+		t.Errorf("usage %+v", u)
+	}
+}
