@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -28,8 +29,17 @@ func Encode(w io.Writer, m Message) error {
 	return err
 }
 
-// AppendEnvelope appends the envelope for m to dst.
+// AppendEnvelope appends the envelope for m to dst. On error it returns
+// dst unchanged; a nil message (or a nil pointer) is an error wrapping
+// ErrInvalidField.
 func AppendEnvelope(dst []byte, m Message) ([]byte, error) {
+	if m == nil {
+		return dst, fmt.Errorf("%w: nil message", ErrInvalidField)
+	}
+	if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
+		return dst, fmt.Errorf("%w: nil %s", ErrInvalidField, v.Type())
+	}
+	orig := dst
 	dst = append(dst, `{"version":2,"message":`...)
 	var payload any
 	switch v := m.(type) {
@@ -61,14 +71,12 @@ func AppendEnvelope(dst []byte, m Message) ([]byte, error) {
 		} else {
 			payload = map[string]string{"Failure": v.Failure}
 		}
-	case nil:
-		return nil, fmt.Errorf("%w: nil message", ErrInvalidField)
 	default:
 		payload = v
 	}
 	p, err := json.Marshal(payload)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", m.Variant(), err)
+		return orig, fmt.Errorf("encode %s: %w", m.Variant(), err)
 	}
 	dst = append(dst, `{"`...)
 	dst = append(dst, m.Variant()...)
