@@ -19,8 +19,8 @@ import (
 // truncated message.
 //
 // A frame longer than the maximum size makes Next return ErrTooLarge; the
-// reader never buffers more than the maximum size plus one read. A Reader
-// is not safe for concurrent use.
+// reader's buffer never grows beyond the maximum size plus one byte, and it
+// reads straight into that buffer. A Reader is not safe for concurrent use.
 type Reader struct {
 	r   io.Reader
 	max int
@@ -30,7 +30,10 @@ type Reader struct {
 	// Scan state of the frame that starts at start.
 	inFrame, garbage, inStr, esc bool
 	depth                        int
-	err                          error
+	// readErr is an error the underlying reader returned along with data;
+	// it is reported once that data has been scanned.
+	readErr error
+	err     error
 }
 
 // NewReader returns a Reader on r with the given maximum message size
@@ -49,7 +52,8 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 // Next returns the next frame. The slice is valid until the following call.
 // It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF when the
 // stream ends inside a frame, an error wrapping ErrTooLarge when a frame
-// exceeds the maximum size, and the underlying read error otherwise. Any
+// exceeds the maximum size, and the underlying read error otherwise (an
+// error that came with data is returned once that data is used up). Any
 // error is final.
 func (r *Reader) Next() ([]byte, error) {
 	if r.err != nil {
@@ -57,6 +61,11 @@ func (r *Reader) Next() ([]byte, error) {
 	}
 	for {
 		if frame, ok := r.scan(); ok {
+			if len(frame) > r.max {
+				// A complete frame of max+1 bytes fits the buffer.
+				r.err = fmt.Errorf("%w: a message of %d bytes, limit %d", ErrTooLarge, len(frame), r.max)
+				return nil, r.err
+			}
 			return frame, nil
 		}
 		if r.inFrame && r.pos-r.start > r.max {
@@ -143,8 +152,15 @@ func (r *Reader) cut(frameEnd, next int) []byte {
 	return frame
 }
 
+// errInvalidRead is returned when the underlying reader breaks the
+// io.Reader contract with a count outside [0, len(p)].
+var errInvalidRead = errors.New("proto: reader returned an invalid count")
+
 // fill reads more data, compacting or growing the buffer as needed.
 func (r *Reader) fill() error {
+	if r.readErr != nil {
+		return r.readErr
+	}
 	if r.start > 0 && (r.end == len(r.buf) || r.start == r.end) {
 		n := copy(r.buf, r.buf[r.start:r.end])
 		r.pos -= r.start
@@ -166,8 +182,12 @@ func (r *Reader) fill() error {
 	}
 	for range 100 {
 		n, err := r.r.Read(r.buf[r.end:])
+		if n < 0 || n > len(r.buf)-r.end {
+			return errInvalidRead
+		}
 		r.end += n
 		if n > 0 {
+			r.readErr = err
 			return nil
 		}
 		if err != nil {
