@@ -51,7 +51,9 @@ func frame(m marker.Mark) string {
 	return fmt.Sprintf(`{"type":"event","seq":1,"data":{"event_type":"x","data":{"load":%q}}}`, m.String())
 }
 
-func wsURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") + "/stream" }
+func wsURL(srv *httptest.Server) string {
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/stream"
+}
 
 func TestSubscriberCountsAndCloseReason(t *testing.T) {
 	now := time.Now().UnixNano()
