@@ -34,8 +34,12 @@ import (
 const DefaultPrefix = "honeybee"
 
 // ErrInvalidPrefix is returned by New when the prefix is not a single
-// subject token made of letters, digits, '-' and '_'.
+// subject token made of letters, digits, '-' and '_', at most 64 bytes long.
 var ErrInvalidPrefix = errors.New("invalid bus prefix")
+
+// maxPrefixLen keeps every derived stream name (KV_<prefix>_gateways) well
+// inside JetStream's 255-character limit on names.
+const maxPrefixLen = 64
 
 // Contract names every subject, stream and bucket under one prefix.
 // The zero value is not usable; build one with New.
@@ -47,6 +51,9 @@ type Contract struct {
 func New(prefix string) (Contract, error) {
 	if prefix == "" {
 		prefix = DefaultPrefix
+	}
+	if len(prefix) > maxPrefixLen {
+		return Contract{}, fmt.Errorf("%w: %d bytes, limit %d", ErrInvalidPrefix, len(prefix), maxPrefixLen)
 	}
 	for _, c := range prefix {
 		if !isPlain(byte(c)) || c > 0x7f {
@@ -181,10 +188,15 @@ func EscapeToken(s string) string {
 // cannot have produced.
 var ErrInvalidToken = errors.New("invalid escaped token")
 
-// UnescapeToken reverses EscapeToken.
+// UnescapeToken reverses EscapeToken. It accepts only what EscapeToken
+// produces: the empty string, lower-case hex and escaped plain bytes are
+// errors wrapping ErrInvalidToken, so each string has exactly one token.
 func UnescapeToken(tok string) (string, error) {
-	if tok == "=" {
+	switch tok {
+	case "=":
 		return "", nil
+	case "":
+		return "", fmt.Errorf("%w: empty token", ErrInvalidToken)
 	}
 	if !strings.Contains(tok, "=") {
 		for i := 0; i < len(tok); i++ {
