@@ -1,0 +1,489 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/honeybee/core/proto"
+	"github.com/honeybee/core/proto/bus"
+	"github.com/honeybee/core/services/node-gateway/internal/metrics"
+	"github.com/honeybee/core/services/node-gateway/internal/state"
+	"github.com/rs/zerolog"
+)
+
+// Limits on strings that end up in subjects and keys. NATS refuses a
+// protocol line longer than 4 KiB (and closes the connection), so no node
+// may make the gateway build a longer subject.
+const (
+	MaxNodeNameLen = 256
+	MaxPotIDLen    = 256
+)
+
+// reasonReplaced ends a session whose node another session took over; it
+// records nothing (the new session owns the record).
+const reasonReplaced = "replaced"
+
+// refusalWriteTimeout bounds writing a refusal to a node about to be closed.
+const refusalWriteTimeout = 2 * time.Second
+
+var (
+	errSessionClosed = errors.New("node session closed")
+	errQueueFull     = errors.New("node write queue full")
+	errPotIDTooLong  = fmt.Errorf("%w: pot_id longer than %d bytes", proto.ErrInvalidField, MaxPotIDLen)
+)
+
+// Session is one node connection.
+type Session struct {
+	h      *Hub
+	conn   net.Conn
+	connID uint64
+	remote string
+	log    zerolog.Logger
+
+	// ctx is cancelled by abort (drain deadline) and when run returns.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	stopMu     sync.Mutex
+	stopReason string
+
+	outMu         sync.Mutex
+	out           chan outMsg
+	outClosed     bool
+	writerStarted bool
+	writerDone    chan struct{}
+
+	// Set during the handshake, before register publishes the session;
+	// read-only afterwards.
+	nodeID   uint64
+	nodeName string
+	who      bus.Identity
+	node     *state.Node
+
+	// Owned by the reader goroutine.
+	reader          *proto.Reader
+	dec             proto.Decoder
+	evSeq           uint64
+	bad             []time.Time
+	deadlineSet     time.Time
+	lastSeen        time.Time
+	lastSeenWritten time.Time
+	pots            map[string]*state.Pot
+	logged          int
+
+	cmdMu  sync.Mutex
+	active []*tracked
+}
+
+type outMsg struct {
+	data []byte
+	done func(error)
+}
+
+func newSession(h *Hub, conn net.Conn, id uint64) *Session {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Session{
+		h:          h,
+		conn:       conn,
+		connID:     id,
+		remote:     conn.RemoteAddr().String(),
+		ctx:        ctx,
+		cancel:     cancel,
+		out:        make(chan outMsg, h.cfg.WriteQueue),
+		writerDone: make(chan struct{}),
+		dec:        proto.Decoder{MaxSize: h.cfg.MaxMessageSize, MaxDepth: h.cfg.MaxDepth},
+		pots:       make(map[string]*state.Pot),
+	}
+	s.log = h.d.Log.With().Str("remote_addr", s.remote).Uint64("conn", id).Logger()
+	s.reader = proto.NewReader(conn, h.cfg.MaxMessageSize)
+	return s
+}
+
+// stop asks the session to end with reason: it stops reading at once, then
+// finishes what it read and closes. The first reason wins.
+func (s *Session) stop(reason string) {
+	s.stopMu.Lock()
+	if s.stopReason == "" {
+		s.stopReason = reason
+	}
+	s.stopMu.Unlock()
+	_ = s.conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (s *Session) stopped() string {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	return s.stopReason
+}
+
+// replace ends a session whose node registered again on a newer
+// connection: its socket is closed at once and it records nothing.
+func (s *Session) replace() {
+	s.stop(reasonReplaced)
+	_ = s.conn.Close()
+}
+
+// abort gives up waiting: blocked publishes and writes fail.
+func (s *Session) abort() {
+	s.cancel()
+	_ = s.conn.Close()
+}
+
+func (s *Session) run() {
+	defer s.cancel()
+	reason := bus.ReasonClosed
+	registered := s.handshake()
+	if registered {
+		reason = s.loop()
+	}
+	s.finish(reason, registered)
+}
+
+// handshake reads the registration and answers it; it reports whether the
+// node is registered (and held by this session).
+func (s *Session) handshake() bool {
+	m := s.h.d.Metrics
+	start := time.Now()
+	_ = s.conn.SetReadDeadline(start.Add(s.h.cfg.RegistrationTimeout))
+	if r := s.stopped(); r != "" {
+		s.refuse(0, "gateway is shutting down, reconnect later", metrics.OutcomeDraining)
+		return false
+	}
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(s.ctx, s.h.cfg.RegistrationTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			m.RegistrationsTotal.WithLabelValues(metrics.OutcomeTLS).Inc()
+			s.log.Info().Err(err).Msg("TLS handshake failed")
+			return false
+		}
+	}
+	frame, err := s.reader.Next()
+	if err != nil {
+		switch {
+		case s.stopped() != "":
+			s.refuse(0, "gateway is shutting down, reconnect later", metrics.OutcomeDraining)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.log.Info().Dur("timeout", s.h.cfg.RegistrationTimeout).Msg("no registration within the registration timeout")
+			s.refuse(0, "registration timeout", metrics.OutcomeTimeout)
+		case errors.Is(err, proto.ErrTooLarge):
+			m.DecodeErrorsTotal.WithLabelValues(decodeKind(err)).Inc()
+			s.refuse(0, "first message must be NodeRegistration: "+err.Error(), metrics.OutcomeNotRegistration)
+		default:
+			m.RegistrationsTotal.WithLabelValues(metrics.OutcomeClosed).Inc()
+			s.log.Debug().Err(err).Msg("connection closed before registering")
+		}
+		return false
+	}
+	env, err := s.dec.Decode(frame)
+	if err != nil {
+		m.DecodeErrorsTotal.WithLabelValues(decodeKind(err)).Inc()
+		s.refuse(0, "first message must be a valid NodeRegistration: "+err.Error(), metrics.OutcomeNotRegistration)
+		return false
+	}
+	reg, ok := env.Message.(*proto.NodeRegistration)
+	if !ok {
+		s.refuse(0, "first message must be NodeRegistration, got "+env.Message.Variant(), metrics.OutcomeNotRegistration)
+		return false
+	}
+	m.MessagesTotal.WithLabelValues(reg.Variant()).Inc()
+	switch {
+	case env.Version != proto.Version:
+		s.refuse(reg.NodeID, fmt.Sprintf("unsupported protocol version %d: this core speaks version %d", env.Version, proto.Version), metrics.OutcomeVersion)
+		return false
+	case reg.NodeID == 0:
+		s.refuse(0, "node_id must not be 0", metrics.OutcomeNodeID)
+		return false
+	case reg.NodeName == "":
+		s.refuse(reg.NodeID, "node_name must not be empty", metrics.OutcomeNodeName)
+		return false
+	case len(reg.NodeName) > MaxNodeNameLen:
+		s.refuse(reg.NodeID, fmt.Sprintf("node_name longer than %d bytes", MaxNodeNameLen), metrics.OutcomeNodeName)
+		return false
+	case !reg.NodeType.Valid():
+		s.refuse(reg.NodeID, fmt.Sprintf("unknown node_type %q: want Full or Agent", string(reg.NodeType)), metrics.OutcomeNodeType)
+		return false
+	case s.h.Draining():
+		s.refuse(reg.NodeID, "gateway is shutting down, reconnect later", metrics.OutcomeDraining)
+		return false
+	}
+	s.log = s.log.With().Uint64("node_id", reg.NodeID).Str("node_name", reg.NodeName).Logger()
+
+	var issued string
+	if s.h.d.Auth != nil {
+		host, _, _ := net.SplitHostPort(s.remote)
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+		issued, err = s.h.d.Auth(ctx, reg.NodeName, reg.TOTPCode, host, time.Now())
+		cancel()
+		if err != nil {
+			reason := "authentication failed"
+			if s.h.d.AuthReason != nil {
+				reason = s.h.d.AuthReason(err)
+			}
+			s.log.Warn().Str("reason", reason).Msg("registration refused: authentication failed")
+			s.refuse(reg.NodeID, reason, metrics.OutcomeAuth)
+			return false
+		}
+	}
+
+	now := time.Now().UTC()
+	s.nodeID, s.nodeName = reg.NodeID, reg.NodeName
+	s.who = bus.Identity{NodeID: reg.NodeID, NodeName: reg.NodeName}
+	s.lastSeen, s.lastSeenWritten = now, now
+	s.node = state.NewNode(s.h.d.Nodes, bus.NodeRecord{
+		NodeID:         reg.NodeID,
+		NodeIDStr:      proto.FormatNodeID(reg.NodeID),
+		NodeName:       reg.NodeName,
+		NodeType:       reg.NodeType,
+		Status:         proto.NodeConnected,
+		Connected:      true,
+		GatewayID:      s.h.cfg.GatewayID,
+		Address:        reg.Address,
+		Port:           reg.Port,
+		RemoteAddr:     s.remote,
+		ConnectedSince: now,
+		LastSeen:       now,
+	}, s.log)
+	old, err := s.h.register(s)
+	if err != nil {
+		if errors.Is(err, ErrDraining) {
+			s.refuse(reg.NodeID, "gateway is shutting down, reconnect later", metrics.OutcomeDraining)
+		} else {
+			s.log.Error().Err(err).Msg("cannot subscribe to the node's command subject")
+			s.refuse(reg.NodeID, "gateway unavailable, retry", metrics.OutcomeClosed)
+		}
+		return false
+	}
+	if old != nil {
+		s.log.Info().Str("old_remote_addr", old.remote).Msg("node registered again: replacing its older connection")
+		old.replace()
+	}
+	s.h.d.Writer.Mark(s.node)
+
+	ack, _ := proto.AppendEnvelope(nil, &proto.RegistrationAck{NodeID: reg.NodeID, Accepted: true, Message: "registered", TOTPKey: issued})
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
+	if _, err := s.conn.Write(append(ack, '\n')); err != nil {
+		s.log.Info().Err(err).Msg("writing the registration ack failed")
+		s.stop(bus.ReasonClosed)
+	}
+	s.outMu.Lock()
+	s.writerStarted = true
+	s.outMu.Unlock()
+	go s.writeLoop()
+
+	m.RegistrationsTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
+	s.log.Info().Str("node_type", string(reg.NodeType)).Bool("totp_issued", issued != "").
+		Dur("took", time.Since(start)).Msg("node registered")
+	s.lifecycle(bus.LifecycleRegistered, now, func(l *bus.NodeLifecycle) {
+		l.NodeType, l.RemoteAddr, l.GatewayID = reg.NodeType, s.remote, s.h.cfg.GatewayID
+	})
+	return true
+}
+
+// refuse answers a registration with accepted:false and a reason; the
+// caller then closes the connection.
+func (s *Session) refuse(nodeID uint64, reason, outcome string) {
+	s.h.d.Metrics.RegistrationsTotal.WithLabelValues(outcome).Inc()
+	s.log.Info().Str("outcome", outcome).Str("reason", reason).Msg("registration refused")
+	ack, _ := proto.AppendEnvelope(nil, &proto.RegistrationAck{NodeID: nodeID, Accepted: false, Message: reason})
+	_ = s.conn.SetWriteDeadline(time.Now().Add(min(refusalWriteTimeout, s.h.cfg.WriteTimeout)))
+	_, _ = s.conn.Write(append(ack, '\n'))
+}
+
+// loop reads and handles messages until the session must end, and
+// returns why.
+func (s *Session) loop() string {
+	idle := s.h.cfg.IdleTimeout
+	for {
+		now := time.Now()
+		// Re-arm the idle deadline, at most every idle/4 (it is not free).
+		if now.Sub(s.deadlineSet) > idle/4 {
+			_ = s.conn.SetReadDeadline(now.Add(idle))
+			s.deadlineSet = now
+		}
+		// After re-arming, so a concurrent stop's past deadline wins.
+		if r := s.stopped(); r != "" {
+			return r
+		}
+		if s.node.Lost() {
+			return reasonReplaced
+		}
+		frame, err := s.reader.Next()
+		if err != nil {
+			return s.readError(err)
+		}
+		if end := s.handle(frame, time.Now()); end != "" {
+			return end
+		}
+	}
+}
+
+func (s *Session) readError(err error) string {
+	if r := s.stopped(); r != "" {
+		return r
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.log.Info().Dur("idle_timeout", s.h.cfg.IdleTimeout).Msg("node idle for too long")
+		return bus.ReasonTimeout
+	case errors.Is(err, proto.ErrTooLarge):
+		s.h.d.Metrics.DecodeErrorsTotal.WithLabelValues(decodeKind(err)).Inc()
+		s.log.Warn().Err(err).Int("limit", s.h.cfg.MaxMessageSize).Msg("message over the size limit: disconnecting")
+		return bus.ReasonProtocol
+	case errors.Is(err, io.EOF):
+	default:
+		s.log.Debug().Err(err).Msg("read failed")
+	}
+	return bus.ReasonClosed
+}
+
+// finish closes the connection and, if this session still holds the node,
+// records it disconnected.
+func (s *Session) finish(reason string, registered bool) {
+	if reason == reasonReplaced {
+		_ = s.conn.Close()
+	}
+	s.outMu.Lock()
+	started := s.writerStarted
+	if !s.outClosed {
+		s.outClosed = true
+		close(s.out)
+	}
+	s.outMu.Unlock()
+	if started {
+		<-s.writerDone // flushes queued writes; each is bounded by the write timeout
+	} else {
+		for m := range s.out {
+			if m.done != nil {
+				m.done(errSessionClosed)
+			}
+		}
+	}
+	_ = s.conn.Close()
+	if !registered {
+		return
+	}
+	s.h.d.Metrics.DisconnectsTotal.WithLabelValues(reason).Inc()
+	if !s.h.release(s) || reason == reasonReplaced || s.node.Lost() {
+		s.log.Info().Str("reason", reasonReplaced).Msg("node session closed")
+		return
+	}
+	now := time.Now().UTC()
+	s.node.Update(func(r *bus.NodeRecord) {
+		r.Connected = false
+		r.DisconnectedAt = now
+		r.DisconnectReason = reason
+		r.LastSeen = s.lastSeen
+	})
+	s.h.d.Writer.Mark(s.node)
+	s.lifecycle(bus.LifecycleDisconnected, now, func(l *bus.NodeLifecycle) { l.Reason = reason })
+	s.log.Info().Str("reason", reason).Msg("node disconnected")
+}
+
+// send queues data for the node; done (if not nil) is called once with
+// the write's outcome.
+func (s *Session) send(data []byte, done func(error)) error {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if s.outClosed {
+		return errSessionClosed
+	}
+	select {
+	case s.out <- outMsg{data: data, done: done}:
+		return nil
+	default:
+		return errQueueFull
+	}
+}
+
+func (s *Session) writeLoop() {
+	defer close(s.writerDone)
+	var broken error
+	for m := range s.out {
+		if broken == nil {
+			if err := s.ctx.Err(); err != nil {
+				broken = err
+			} else {
+				_ = s.conn.SetWriteDeadline(time.Now().Add(s.h.cfg.WriteTimeout))
+				if _, err := s.conn.Write(m.data); err != nil {
+					broken = err
+					s.log.Info().Err(err).Msg("write to node failed: closing")
+					s.stop(bus.ReasonClosed)
+				}
+			}
+		}
+		if m.done != nil {
+			m.done(broken)
+		}
+	}
+}
+
+// lifecycle publishes a node lifecycle message (core NATS, not stored).
+func (s *Session) lifecycle(kind string, now time.Time, fill func(*bus.NodeLifecycle)) {
+	l := bus.NodeLifecycle{Kind: kind, NodeID: s.nodeID, NodeIDStr: proto.FormatNodeID(s.nodeID), NodeName: s.nodeName, Time: now}
+	if fill != nil {
+		fill(&l)
+	}
+	data, err := json.Marshal(l)
+	if err == nil {
+		err = s.h.d.NC.Publish(s.h.d.Contract.Node(s.nodeID, kind), data)
+	}
+	if err != nil {
+		s.h.d.Metrics.DroppedTotal.WithLabelValues(metrics.DropLifecycle).Inc()
+		s.log.Warn().Err(err).Str("kind", kind).Msg("lifecycle message not published")
+	}
+}
+
+// nextEventID returns a message id unique to this gateway process,
+// connection and event.
+func (s *Session) nextEventID() string {
+	s.evSeq++
+	b := make([]byte, 0, len(s.h.cfg.GatewayID)+40)
+	b = append(b, s.h.cfg.GatewayID...)
+	b = append(b, '-')
+	b = append(b, s.h.bootID...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, s.connID, 10)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, s.evSeq, 10)
+	return string(b)
+}
+
+// shouldLog limits the log lines one session can cause by misbehaving:
+// the first ten, then one in a thousand.
+func (s *Session) shouldLog() bool {
+	s.logged++
+	return s.logged <= 10 || s.logged%1000 == 0
+}
+
+// decodeKind names the proto sentinel err wraps, for metrics.
+func decodeKind(err error) string {
+	for _, k := range []struct {
+		err  error
+		name string
+	}{
+		{proto.ErrTooLarge, "too_large"},
+		{proto.ErrInvalidUTF8, "invalid_utf8"},
+		{proto.ErrTooDeep, "too_deep"},
+		{proto.ErrNotJSON, "not_json"},
+		{proto.ErrNotEnvelope, "not_envelope"},
+		{proto.ErrUnknownVariant, "unknown_variant"},
+		{proto.ErrMissingField, "missing_field"},
+		{proto.ErrInvalidField, "invalid_field"},
+	} {
+		if errors.Is(err, k.err) {
+			return k.name
+		}
+	}
+	return "other"
+}
