@@ -1,0 +1,341 @@
+// Package events queries the attack events stream with JetStream direct
+// gets: batches read by sequence (and by subject for node and pot
+// filters), newest first by walking windows of sequences backwards from
+// the end of the stream, so the newest page costs the same with a
+// thousand events stored or millions. Times map to sequences with
+// JetStream's time lookup. A Store is safe for concurrent use.
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/honeybee/core/proto/bus"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors returned by Store methods.
+var (
+	// ErrUnavailable is returned when the stream cannot be read (no
+	// responder for direct gets, a timeout, or a refused request).
+	ErrUnavailable = errors.New("events stream unavailable")
+)
+
+// Event is an attack event with its place in the stream.
+type Event struct {
+	// Seq is the stream sequence: the position cursors refer to.
+	Seq uint64 `json:"seq"`
+	// StoredAt is when the stream stored the event; since and until
+	// compare against it.
+	StoredAt time.Time `json:"stored_at"`
+	bus.AttackEvent
+}
+
+// Query selects events. The zero value selects every event, oldest first,
+// without limit.
+type Query struct {
+	NodeID *uint64
+	PotID  *string
+	// EventType matches events whose type starts with it.
+	EventType string
+	// SrcIP matches events with exactly this source address.
+	SrcIP string
+	// Since and Until bound StoredAt (inclusive); zero means unbounded.
+	Since, Until time.Time
+	// Newest returns newest first.
+	Newest bool
+	// After continues a previous page: with Newest, events with Seq <
+	// After; else events with Seq > After. 0 means from the start.
+	After uint64
+	// Limit is the maximum number of events returned (> 0).
+	Limit int
+	// MaxScan bounds how many stored events one query examines; a query
+	// that stops there returns a cursor to continue from. 0 means Limit*100.
+	MaxScan int
+}
+
+// Page is the answer to a Query.
+type Page struct {
+	Events []Event
+	// Next is the After of the next page, 0 when there is none.
+	Next uint64
+	// Scanned is the number of stored events examined.
+	Scanned int
+	// Limited is true when the query stopped at MaxScan before filling the
+	// page: Next continues the scan.
+	Limited bool
+}
+
+// Store reads the events stream of one contract.
+type Store struct {
+	nc      *nats.Conn
+	stream  jetstream.Stream
+	name    string
+	c       bus.Contract
+	timeout time.Duration
+}
+
+// maxBatch is the most messages one direct get returns.
+const maxBatch = 1000
+
+// New returns a store reading stream, the events stream of c. timeout
+// bounds each request to NATS.
+func New(nc *nats.Conn, stream jetstream.Stream, c bus.Contract, timeout time.Duration) *Store {
+	return &Store{nc: nc, stream: stream, name: c.EventsStream(), c: c, timeout: timeout}
+}
+
+// Bounds returns the first and last sequence of the stream (last is 0 and
+// first is 1 when it is empty).
+func (s *Store) Bounds(ctx context.Context) (first, last uint64, err error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	first, last = info.State.FirstSeq, info.State.LastSeq
+	if first == 0 {
+		first = 1
+	}
+	return first, last, nil
+}
+
+// SeqAt returns the sequence of the first event stored at or after t, or
+// 0 when there is none.
+func (s *Store) SeqAt(ctx context.Context, t time.Time) (uint64, error) {
+	var seq uint64
+	t = t.UTC()
+	_, err := s.get(ctx, getRequest{StartTime: &t, Batch: 1}, func(m *rawMsg) bool {
+		seq = m.seq
+		return false
+	})
+	return seq, err
+}
+
+// Query returns one page of events.
+func (s *Store) Query(ctx context.Context, q Query) (Page, error) {
+	var p Page
+	next, scanned, limited, err := s.Scan(ctx, q, func(ev *Event) bool {
+		p.Events = append(p.Events, *ev)
+		return len(p.Events) < q.Limit
+	})
+	p.Next, p.Scanned, p.Limited = next, scanned, limited
+	return p, err
+}
+
+// Scan calls emit with each event matching q, in q's order, until emit
+// returns false, Limit events were emitted, the events run out, or MaxScan
+// events were examined. It returns the cursor to continue from (0 when
+// nothing is left), how many stored events it examined, and whether it
+// stopped at MaxScan.
+func (s *Store) Scan(ctx context.Context, q Query, emit func(*Event) bool) (next uint64, scanned int, limited bool, err error) {
+	if q.Limit <= 0 {
+		q.Limit = int(^uint(0) >> 1)
+	}
+	if q.MaxScan <= 0 {
+		q.MaxScan = q.Limit * 100
+		if q.MaxScan < q.Limit {
+			q.MaxScan = int(^uint(0) >> 1)
+		}
+	}
+	first, last, err := s.Bounds(ctx)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	lo, hi := first, last+1 // [lo, hi)
+	if !q.Since.IsZero() {
+		seq, err := s.SeqAt(ctx, q.Since)
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if seq == 0 {
+			return 0, 0, false, nil
+		}
+		lo = max(lo, seq)
+	}
+	if !q.Until.IsZero() {
+		seq, err := s.SeqAt(ctx, q.Until.Add(time.Nanosecond))
+		if err != nil {
+			return 0, 0, false, err
+		}
+		if seq != 0 {
+			hi = min(hi, seq)
+		}
+	}
+	sc := scanner{s: s, q: q, emit: emit, subject: s.subject(q)}
+	if q.Newest {
+		if q.After != 0 {
+			hi = min(hi, q.After)
+		}
+		err = sc.backward(ctx, lo, hi)
+	} else {
+		if q.After != 0 {
+			lo = max(lo, q.After+1)
+		}
+		err = sc.forward(ctx, lo, hi)
+	}
+	return sc.next, sc.scanned, sc.limited, err
+}
+
+// subject is the narrowest subject filter for q, "" for every event.
+func (s *Store) subject(q Query) string {
+	switch {
+	case q.NodeID != nil:
+		return s.c.EventsOf(*q.NodeID, q.PotID)
+	case q.PotID != nil:
+		return s.c.EventsOfPot(*q.PotID)
+	}
+	return ""
+}
+
+type scanner struct {
+	s       *Store
+	q       Query
+	emit    func(*Event) bool
+	subject string
+
+	emitted int
+	scanned int
+	next    uint64
+	limited bool
+}
+
+// offer decodes and filters m, emits it when it matches, and reports
+// whether the scan goes on.
+func (sc *scanner) offer(m *rawMsg) bool {
+	var ev Event
+	if json.Unmarshal(m.data, &ev.AttackEvent) != nil {
+		return true // not an attack event: skip it
+	}
+	if sc.q.EventType != "" && !strings.HasPrefix(ev.EventType, sc.q.EventType) {
+		return true
+	}
+	if sc.q.SrcIP != "" && ev.SrcIP != sc.q.SrcIP {
+		return true
+	}
+	ev.Seq, ev.StoredAt = m.seq, m.ts
+	sc.emitted++
+	return sc.emit(&ev) && sc.emitted < sc.q.Limit
+}
+
+func (sc *scanner) batchSize() int {
+	if sc.q.EventType != "" || sc.q.SrcIP != "" {
+		return maxBatch // filtered in memory: read ahead
+	}
+	return min(maxBatch, max(sc.q.Limit-sc.emitted, 16))
+}
+
+// forward reads [lo, hi) in sequence order.
+func (sc *scanner) forward(ctx context.Context, lo, hi uint64) error {
+	pos := lo
+	for pos < hi {
+		if sc.scanned >= sc.q.MaxScan {
+			sc.next, sc.limited = pos-1, true
+			return nil
+		}
+		b := min(uint64(sc.batchSize()), hi-pos, uint64(sc.q.MaxScan-sc.scanned))
+		n, stop, lastSeq := 0, false, uint64(0)
+		_, err := sc.s.get(ctx, getRequest{Seq: pos, NextFor: sc.subject, Batch: int(b)}, func(m *rawMsg) bool {
+			if stop || m.seq >= hi {
+				stop = true
+				return false
+			}
+			n++
+			sc.scanned++
+			lastSeq = m.seq
+			if !sc.offer(m) {
+				stop = true
+				sc.next = m.seq
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		if stop {
+			return nil // page full (next set) or past hi (next stays 0)
+		}
+		if n < int(b) {
+			return nil // no more matching events at all
+		}
+		pos = lastSeq + 1
+	}
+	return nil
+}
+
+// backward reads [lo, hi) newest first: it takes windows of sequences
+// ending at hi, reads each window forward (with the subject filter, so the
+// server skips other subjects), and emits it in reverse. A window holding
+// more matches than one batch is shrunk and re-read; a window with too few
+// grows for the next step.
+func (sc *scanner) backward(ctx context.Context, lo, hi uint64) error {
+	w := uint64(max(sc.q.Limit-sc.emitted, 64))
+	if w > maxBatch {
+		w = maxBatch
+	}
+	var win []rawMsg
+	for hi > lo {
+		if sc.scanned >= sc.q.MaxScan {
+			sc.next, sc.limited = hi, true
+			return nil
+		}
+		start := hi - min(w, hi-lo)
+		b := min(hi-start, uint64(maxBatch), uint64(max(sc.q.MaxScan-sc.scanned, 1)))
+		win = win[:0]
+		received, full := 0, false
+		_, err := sc.s.get(ctx, getRequest{Seq: start, NextFor: sc.subject, Batch: int(b)}, func(m *rawMsg) bool {
+			received++
+			if m.seq >= hi {
+				full = true // covered the window
+				return false
+			}
+			win = append(win, m.clone())
+			return true
+		})
+		if err != nil {
+			return err
+		}
+		sc.scanned += len(win)
+		if received == int(b) && !full && (len(win) == 0 || win[len(win)-1].seq < hi-1) {
+			// More than b matches in [start, hi): only a prefix arrived.
+			if b < hi-start {
+				w = max((hi-start)/4, uint64(b)) // converges: a window of b sequences always fits
+				if w >= hi-start {
+					w = b
+				}
+				continue
+			}
+		}
+		before := sc.emitted
+		for i := len(win) - 1; i >= 0; i-- {
+			if !sc.offer(&win[i]) {
+				if win[i].seq > lo {
+					sc.next = win[i].seq
+				}
+				return nil
+			}
+		}
+		// Size the next window by the density seen in this one: enough
+		// sequences for the events still wanted, at most 8 times larger,
+		// and small enough that its subject matches fit one batch.
+		span := hi - start
+		hits := uint64(sc.emitted - before)
+		need := uint64(max(sc.q.Limit-sc.emitted, 16))
+		target := span * 8
+		if hits > 0 {
+			target = min(target, span*need/hits+1)
+		}
+		if n := uint64(len(win)); n > 0 {
+			target = min(target, span*maxBatch/n)
+		}
+		w = max(target, 1)
+		hi = start
+	}
+	return nil
+}
