@@ -483,4 +483,3 @@ func fdCount(t testing.TB) int {
 	}
 	return len(ents)
 }
-

@@ -3,8 +3,8 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/honeybee/core/proto/bus"
