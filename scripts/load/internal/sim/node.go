@@ -53,6 +53,10 @@ type Config struct {
 	// TOTPSecret, when set, makes the node send a code with its
 	// registration. A totp_key in the RegistrationAck replaces it.
 	TOTPSecret string
+	// SendBuffer, when > 0, sets the socket's send buffer (bytes). A small
+	// buffer keeps what "accepted by the core" means close to what the
+	// core read, instead of megabytes parked in the kernel.
+	SendBuffer int
 	// Timeout bounds the connect and the wait for the RegistrationAck
 	// (10 s when zero, like the deployed Go node).
 	Timeout time.Duration
@@ -106,6 +110,15 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("node %s: dial: %w", cfg.NodeName, err)
+	}
+	if cfg.SendBuffer > 0 {
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetWriteBuffer(cfg.SendBuffer)
+		} else if tl, ok := conn.(*tls.Conn); ok {
+			if tc, ok := tl.NetConn().(*net.TCPConn); ok {
+				_ = tc.SetWriteBuffer(cfg.SendBuffer)
+			}
+		}
 	}
 	n := &Node{cfg: cfg, conn: conn, rd: proto.NewReader(conn, 0), w: bufio.NewWriterSize(conn, 32<<10)}
 	if cfg.TOTPSecret != "" {

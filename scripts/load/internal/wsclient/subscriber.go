@@ -82,7 +82,9 @@ type Subscriber struct {
 	conn *websocket.Conn
 
 	received atomic.Uint64 // marked event frames
+	distinct atomic.Uint64 // different marked events
 	frames   atomic.Uint64 // every frame
+	lastAt   atomic.Int64  // Unix ns of the last new marked event
 
 	// Filled by Run; read after it returns.
 	Tracker stats.Tracker
@@ -105,6 +107,18 @@ func Subscribe(ctx context.Context, cfg Config) (*Subscriber, error) {
 // Received returns how many marked events arrived so far (duplicates
 // included).
 func (s *Subscriber) Received() uint64 { return s.received.Load() }
+
+// Distinct returns how many different marked events arrived so far.
+func (s *Subscriber) Distinct() uint64 { return s.distinct.Load() }
+
+// LastAt returns when the last new marked event arrived (zero before any).
+func (s *Subscriber) LastAt() time.Time {
+	ns := s.lastAt.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
 
 // Frames returns how many frames arrived so far.
 func (s *Subscriber) Frames() uint64 { return s.frames.Load() }
@@ -147,6 +161,8 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		s.received.Add(1)
 		if !s.Tracker.Add(m.Node, m.Seq) {
 			s.Latency.Record(time.Duration(now - m.SentNS))
+			s.lastAt.Store(now)
+			s.distinct.Add(1)
 		}
 	}
 }

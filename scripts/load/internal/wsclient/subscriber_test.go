@@ -81,6 +81,9 @@ func TestSubscriberCountsAndCloseReason(t *testing.T) {
 		t.Errorf("frames %d received %d distinct %d dups %d; want 6 4 3 1",
 			s.Frames(), s.Received(), s.Tracker.Distinct(), s.Tracker.Duplicates())
 	}
+	if s.Distinct() != 3 {
+		t.Errorf("Distinct() = %d, want 3", s.Distinct())
+	}
 	if s.Latency.Count() != 3 {
 		t.Errorf("latency samples %d, want 3 (one per distinct event)", s.Latency.Count())
 	}
