@@ -1,5 +1,15 @@
 # HoneyBee Core. `make run` starts the whole core in one process (embedded
-# NATS); `make test` runs every test of every module with the race detector.
+# NATS); `make test` runs every test of every module with the race detector
+# (and, when a Docker engine is reachable, builds the images first so that
+# the end-to-end tests run against the containers).
+#
+#   make run                 embedded core: 9001 nodes, 9002 api, 9003 ws, 4222 NATS
+#   make test | lint | build
+#   make images              FROM-scratch images, built from binaries built here
+#   make up [WS_REPLICAS=3]  docker compose: nats, node-gateway, api, ws-proxy xN behind edge
+#   make up-cluster          the same on a three-node NATS cluster (JetStream replicas 3)
+#   make down                stop the compose stack (volumes are kept)
+#   make nats-cli            install the NATS CLI (pinned) into $(GOBIN)
 
 GO      ?= go
 MODULES := $(shell sed -n "s,^[[:space:]]*\./,,p" go.work)
@@ -8,21 +18,112 @@ BIN     := $(CURDIR)/bin
 # testcontainers-go cannot pull its reaper image on machines without a registry.
 export TESTCONTAINERS_RYUK_DISABLED ?= true
 
-.PHONY: all build test lint run
+# Binaries: every main package of the workspace that exists.
+CMDS := $(wildcard services/node-gateway/cmd/node-gateway services/api/cmd/api \
+	services/ws-proxy/cmd/ws-proxy services/honeybee/cmd/honeybee \
+	deploy/edge/cmd/edge deploy/healthcheck)
+
+# Images. The tag and the NATS image are the ones compose.yaml uses.
+HONEYBEE_TAG   ?= local
+export HONEYBEE_TAG
+NATS_IMAGE     ?= honeybee/nats:$(HONEYBEE_TAG)
+export NATS_IMAGE
+IMAGES         := node-gateway api ws-proxy edge nats
+DOCKER_CTX     := $(BIN)/docker
+DOCKER_GOARCH  ?= $(shell $(GO) env GOARCH)
+VERSION        ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The nats-server module version pinned by services/honeybee/go.mod.
+NATS_SERVER_VERSION := $(shell sed -n 's,^[[:space:]]*github.com/nats-io/nats-server/v2 \(v[^ ]*\).*,\1,p' services/honeybee/go.mod | head -1)
+
+# Compose v2 plugin (`docker compose`) or the standalone v1 tool (`docker-compose`).
+COMPOSE ?= $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+WS_REPLICAS ?= 1
+
+# The NATS CLI, pinned (v0.5.1 is not used here).
+NATSCLI_VERSION ?= v0.5.0
+GOBIN ?= $(shell $(GO) env GOPATH)/bin
+
+.PHONY: all build test test-go lint run images up up-cluster down ps logs nats-cli docker-check
 
 all: lint build test
 
 build:
 	@mkdir -p $(BIN)
 	@for m in $(MODULES); do echo "build $$m"; (cd $$m && CGO_ENABLED=0 $(GO) build ./...) || exit 1; done
-	cd services/node-gateway && CGO_ENABLED=0 $(GO) build -o $(BIN)/node-gateway ./cmd/node-gateway
+	@for c in $(CMDS); do CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./$$c || exit 1; done
+	@echo "binaries in $(BIN)"
 
+# With a Docker engine, build the images first: the e2e tests in
+# services/honeybee/e2e run against them (HONEYBEE_E2E=require makes a
+# missing image a failure instead of a skip). Without one they skip.
 test:
-	@for m in $(MODULES); do echo "== test $$m"; (cd $$m && $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
+	@if docker info >/dev/null 2>&1 && [ -n "$(COMPOSE)" ]; then \
+		$(MAKE) --no-print-directory images && $(MAKE) --no-print-directory test-go HONEYBEE_E2E=require; \
+	else \
+		echo "no Docker engine or compose tool: the end-to-end tests will skip"; \
+		$(MAKE) --no-print-directory test-go; \
+	fi
+
+test-go:
+	@for m in $(MODULES); do echo "== test $$m"; (cd $$m && HONEYBEE_E2E=$(HONEYBEE_E2E) HONEYBEE_COMPOSE="$(COMPOSE)" $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
 
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 run:
-	cd services/node-gateway && $(GO) run ./cmd/node-gateway
+	cd services/honeybee && $(GO) run ./cmd/honeybee
+
+# ---- images ---------------------------------------------------------------
+
+docker-check:
+	@docker info >/dev/null 2>&1 || { echo "no Docker engine reachable"; exit 1; }
+
+images: docker-check
+	@rm -rf $(DOCKER_CTX) && mkdir -p $(DOCKER_CTX)/data $(DOCKER_CTX)/nats
+	@echo "static binaries for linux/$(DOCKER_GOARCH) -> $(DOCKER_CTX)"
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DOCKER_GOARCH) $(GO) build -trimpath -ldflags "-s -w" -o $(DOCKER_CTX)/ \
+		./services/node-gateway/cmd/node-gateway ./services/api/cmd/api ./services/ws-proxy/cmd/ws-proxy \
+		./deploy/edge/cmd/edge ./deploy/healthcheck
+	@echo "nats-server $(NATS_SERVER_VERSION) (pinned by services/honeybee/go.mod)"
+	cd services/honeybee && CGO_ENABLED=0 GOOS=linux GOARCH=$(DOCKER_GOARCH) $(GO) build -trimpath -ldflags "-s -w" \
+		-o $(DOCKER_CTX)/nats-server github.com/nats-io/nats-server/v2
+	cp deploy/nats/*.conf $(DOCKER_CTX)/nats/
+	@for i in $(IMAGES); do \
+		echo "docker build honeybee/$$i:$(HONEYBEE_TAG)"; \
+		v=$(VERSION); [ $$i = nats ] && v=$(NATS_SERVER_VERSION); \
+		docker build -q --build-arg VERSION=$$v -f deploy/docker/$$i.Dockerfile -t honeybee/$$i:$(HONEYBEE_TAG) $(DOCKER_CTX) >/dev/null || exit 1; \
+	done
+	@docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^honeybee/' | grep ':$(HONEYBEE_TAG) '
+
+# ---- compose --------------------------------------------------------------
+
+COMPOSE_CHECK = @[ -n "$(COMPOSE)" ] || { echo "neither 'docker compose' nor 'docker-compose' found"; exit 1; }
+
+up: images
+	$(COMPOSE_CHECK)
+	$(COMPOSE) up -d --scale ws-proxy=$(WS_REPLICAS)
+	@echo "nodes -> tcp://localhost:9001   api -> http://localhost:9002   ws -> ws://localhost:9003   NATS -> nats://localhost:4222 (monitoring :8222)"
+
+up-cluster: images
+	$(COMPOSE_CHECK)
+	$(COMPOSE) --profile cluster --env-file deploy/compose/cluster.env up -d --scale ws-proxy=$(WS_REPLICAS)
+
+down:
+	$(COMPOSE_CHECK)
+	$(COMPOSE) --profile cluster down --remove-orphans
+
+ps:
+	$(COMPOSE_CHECK)
+	$(COMPOSE) --profile cluster ps
+
+logs:
+	$(COMPOSE_CHECK)
+	$(COMPOSE) --profile cluster logs --tail=100
+
+# ---- NATS CLI -------------------------------------------------------------
+
+nats-cli:
+	GOBIN=$(GOBIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
+	@echo "installed $(GOBIN)/nats ($(NATSCLI_VERSION)); try: nats -s nats://127.0.0.1:4222 sub 'honeybee.>'"

@@ -1,0 +1,18 @@
+# HoneyBee edge: one port (9003) in front of every ws-proxy replica; admin /healthz /readyz on 9080.
+# Built by `make images` from a static binary that the Makefile builds on the
+# host (CGO_ENABLED=0) into bin/docker/, the build context. No base image, no
+# shell, no package manager: nothing here is pulled from a registry.
+# No CA bundle either: the services dial NATS and serve their own TLS; add
+# /etc/ssl/certs/ca-certificates.crt only if you point them at a NATS with a
+# certificate from a public CA.
+FROM scratch
+ARG VERSION=dev
+LABEL org.opencontainers.image.title="honeybee-edge" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.description="HoneyBee edge: one port (9003) in front of every ws-proxy replica; admin /healthz /readyz on 9080."
+COPY edge /edge
+# Docker/Compose health checks exec this (there is no shell or curl).
+COPY healthcheck /healthcheck
+USER 65532:65532
+EXPOSE 9003 9080
+ENTRYPOINT ["/edge"]
