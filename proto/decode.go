@@ -293,6 +293,10 @@ func decodePotEvent(payload []byte) (Message, error) {
 	return ev, nil
 }
 
+// maxUnixSeconds is the latest Unix timestamp taken as a time (in the year
+// 5138); larger numbers are likely milliseconds or garbage.
+const maxUnixSeconds = 1e11
+
 // parseTimestamp reads Unix seconds (integer or fractional) or an RFC 3339
 // string. Anything else, or a value out of range, gives the zero time: the
 // caller then uses the receipt time, so an odd clock never loses an event.
@@ -312,7 +316,7 @@ func parseTimestamp(raw json.RawMessage) time.Time {
 		return t.UTC()
 	}
 	var f float64
-	if json.Unmarshal(raw, &f) != nil || f < 0 || f > 1e11 || math.IsNaN(f) {
+	if json.Unmarshal(raw, &f) != nil || f < 0 || f > maxUnixSeconds || math.IsNaN(f) {
 		return time.Time{}
 	}
 	sec, frac := math.Modf(f)

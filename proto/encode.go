@@ -87,9 +87,10 @@ func AppendEnvelope(dst []byte, m Message) ([]byte, error) {
 
 func potEventWire(v *PotEvent) any {
 	if v.Form == PotEventCompact {
+		// Only times the decoder reads back are written: before 1970 or
+		// past maxUnixSeconds a Unix timestamp means a broken clock.
 		var ts *int64
-		if !v.Timestamp.IsZero() {
-			s := v.Timestamp.Unix()
+		if s := v.Timestamp.Unix(); !v.Timestamp.IsZero() && s >= 0 && s <= maxUnixSeconds {
 			ts = &s
 		}
 		return struct {

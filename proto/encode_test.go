@@ -55,6 +55,10 @@ func TestMarshalExact(t *testing.T) {
 			`{"version":2,"message":{"BackendResponse":{"Failure":"no such node"}}}`},
 		{"PotEvent compact", &proto.PotEvent{NodeID: 42, PotID: "p", EventType: "e", Timestamp: time.Unix(1764302400, 0), Data: json.RawMessage(`{"ip":"203.0.113.9"}`), Form: proto.PotEventCompact},
 			`{"version":2,"message":{"PotEvent":{"node_id":42,"pot_id":"p","event":"e","message":null,"metadata":{"ip":"203.0.113.9"},"timestamp":1764302400}}}`},
+		{"PotEvent compact before 1970 has no timestamp", &proto.PotEvent{NodeID: 42, PotID: "p", EventType: "e", Timestamp: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), Form: proto.PotEventCompact},
+			`{"version":2,"message":{"PotEvent":{"node_id":42,"pot_id":"p","event":"e","message":null}}}`},
+		{"PotEvent compact past the year 5138 has no timestamp", &proto.PotEvent{NodeID: 42, PotID: "p", EventType: "e", Timestamp: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), Form: proto.PotEventCompact},
+			`{"version":2,"message":{"PotEvent":{"node_id":42,"pot_id":"p","event":"e","message":null}}}`},
 		{"PotEvent documented", &proto.PotEvent{NodeID: 1, PotID: "p", PotType: "cowrie", EventType: "e", Timestamp: time.Date(2024, 1, 15, 10, 30, 0, 0, time.UTC), Data: json.RawMessage(`{}`)},
 			`{"version":2,"message":{"PotEvent":{"node_id":1,"pot_id":"p","pot_type":"cowrie","event_type":"e","timestamp":"2024-01-15T10:30:00Z","data":{}}}}`},
 	}
