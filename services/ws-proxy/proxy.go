@@ -211,13 +211,13 @@ func (p *Proxy) subscribeState(nc *nats.Conn) ([]*nats.Subscription, error) {
 		invalid := p.metrics.BadUpstream.WithLabelValues(s.kind.String())
 		build := s.build
 		sub, err := nc.Subscribe(s.subject, func(m *nats.Msg) {
-			upstream.Inc()
 			fr, err := build(m.Data)
 			if err != nil {
 				invalid.Inc()
 				return
 			}
 			p.hub.Publish(fr)
+			upstream.Inc() // after Publish: tests poll it to know a frame is queued
 		})
 		if err != nil {
 			return subs, fmt.Errorf("subscribe %s: %w", s.subject, err)
@@ -288,7 +288,6 @@ func (p *Proxy) attach(ctx context.Context, nc *nats.Conn, js jetstream.JetStrea
 			invalid.Inc()
 			return
 		}
-		upstream.Inc()
 		fr, err := hub.EventFrame(meta.Sequence.Stream, msg.Data())
 		if err != nil {
 			invalid.Inc()
@@ -296,6 +295,7 @@ func (p *Proxy) attach(ctx context.Context, nc *nats.Conn, js jetstream.JetStrea
 			return
 		}
 		p.hub.Publish(fr)
+		upstream.Inc()
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		p.log.Warn().Err(err).Msg("live events consumer")
 	}))

@@ -25,6 +25,9 @@ type Client struct {
 	writing    bool // a writer goroutine is running
 	hold       bool // frames queue but are not written (before Release)
 	skipEvents bool // events are not even queued (resume, before StartBuffering)
+	// replayed is the last sequence a replay covered: events at or below
+	// it are dropped, queued or still to come from a lagging live feed.
+	replayed uint64
 	closed     bool
 	timer      *time.Timer
 }
@@ -48,15 +51,16 @@ func (c *Client) StartBuffering() uint64 {
 	return h.lastSeq.Load()
 }
 
-// Release ends the hold: queued events with a sequence at or below
-// delivered (already sent by a replay) are dropped, the rest are written,
-// and pings start.
+// Release ends the hold: events with a sequence at or below delivered
+// (covered by a replay) are dropped, those queued and those the live feed
+// still brings; the rest are written, and pings start.
 func (c *Client) Release(delivered uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return
 	}
+	c.replayed = delivered
 	if delivered > 0 {
 		c.queue = slices.DeleteFunc(c.queue, func(f *Frame) bool { return f.Kind == KindEvent && f.Seq <= delivered })
 		c.pending = len(c.queue)
@@ -76,7 +80,7 @@ func (c *Client) offer(fr *Frame) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if fr.Kind == KindEvent && c.skipEvents {
+	if fr.Kind == KindEvent && (c.skipEvents || fr.Seq <= c.replayed) {
 		return
 	}
 	c.enqueueLocked(fr)

@@ -28,9 +28,10 @@ const maxReplaySubjects = 64
 //     after H reaches the queue.
 //  3. Keep reading the replay until it has passed H (or has nothing more,
 //     which, since the fetch comes after H was stored, means past H too).
-//  4. The caller releases the queue, dropping queued events at or below
-//     the last sequence the replay examined: those were written (or did
-//     not match) already.
+//  4. The caller releases the queue, dropping events at or below the last
+//     sequence the replay examined, queued or still to come (the live
+//     feed may lag behind the replay): those were written (or did not
+//     match) already.
 //
 // It returns that last examined sequence and the number of events written.
 func (h *Handler) replay(ctx context.Context, conn *websocket.Conn, c *hub.Client, f *hub.Filter, since uint64) (uint64, int, error) {
