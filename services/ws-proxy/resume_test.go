@@ -16,7 +16,7 @@ import (
 func TestStreamResume(t *testing.T) {
 	tests := []struct {
 		name  string
-		give  string                       // query filter
+		give  string // query filter
 		match func(node uint64, typ string) bool
 	}{
 		{"all", "", func(uint64, string) bool { return true }},

@@ -250,7 +250,9 @@ func TestStreamBadInput(t *testing.T) {
 				t.Errorf("%s: want HTTP 400, got %v", q, err)
 				continue
 			}
-			var body struct{ Error struct{ Code, Message string } }
+			var body struct {
+				Error struct{ Code, Message string }
+			}
 			if json.NewDecoder(resp.Body).Decode(&body) != nil || body.Error.Code != "BAD_FILTER" {
 				t.Errorf("%s: body %+v", q, body)
 			}

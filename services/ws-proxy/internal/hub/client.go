@@ -28,8 +28,8 @@ type Client struct {
 	// replayed is the last sequence a replay covered: events at or below
 	// it are dropped, queued or still to come from a lagging live feed.
 	replayed uint64
-	closed     bool
-	timer      *time.Timer
+	closed   bool
+	timer    *time.Timer
 }
 
 // Filter returns the client's current filter.
