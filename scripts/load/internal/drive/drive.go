@@ -10,8 +10,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -143,9 +141,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 	var errs errList
 	defer func() { res.Errors = errs.list() }()
 
-	procs, err := resolveProcs(cfg.Procs)
+	procs, err := procstat.Resolve(cfg.Procs)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("-procs: %w", err)
 	}
 	c, err := bus.New(cfg.Prefix)
 	if err != nil {
@@ -631,57 +629,23 @@ func cmpOr(a, b error) error {
 	return b
 }
 
-// proc is a sampled core process.
-type proc struct {
-	name string
-	pid  int
-}
-
-func resolveProcs(specs []string) ([]proc, error) {
-	var out []proc
-	for _, s := range specs {
-		name, pidStr, ok := strings.Cut(s, "=")
-		if ok {
-			pid, err := strconv.Atoi(pidStr)
-			if err != nil {
-				return nil, fmt.Errorf("-procs: %q: bad pid", s)
-			}
-			out = append(out, proc{name, pid})
-			continue
-		}
-		pids, err := procstat.Find(name)
-		if err != nil {
-			return nil, fmt.Errorf("-procs: %w", err)
-		}
-		sort.Ints(pids)
-		for i, pid := range pids {
-			n := name
-			if len(pids) > 1 {
-				n = name + "#" + strconv.Itoa(i+1)
-			}
-			out = append(out, proc{n, pid})
-		}
-	}
-	return out, nil
-}
-
-func sampleProcs(procs []proc) []procstat.Sample {
+func sampleProcs(procs []procstat.Proc) []procstat.Sample {
 	out := make([]procstat.Sample, len(procs))
 	for i, p := range procs {
-		if s, err := procstat.Read(p.pid); err == nil {
+		if s, err := procstat.Read(p.PID); err == nil {
 			out[i] = s
 		}
 	}
 	return out
 }
 
-func usages(procs []proc, before, after []procstat.Sample) []procstat.Usage {
+func usages(procs []procstat.Proc, before, after []procstat.Sample) []procstat.Usage {
 	var out []procstat.Usage
 	for i, p := range procs {
 		if after[i].PID == 0 || before[i].PID == 0 {
 			continue
 		}
-		out = append(out, procstat.Between(p.name, before[i], after[i]))
+		out = append(out, procstat.Between(p.Name, before[i], after[i]))
 	}
 	return out
 }

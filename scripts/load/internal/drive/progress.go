@@ -21,7 +21,7 @@ type progress struct {
 	subs     []*wsclient.Subscriber
 	store    *streamCounter
 	base     uint64
-	procs    []proc
+	procs    []procstat.Proc
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	lastSent uint64
@@ -31,7 +31,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, every time.Duration, t0 time.Time, live []*fleetNode, subs []*wsclient.Subscriber,
-	store *streamCounter, base uint64, procs []proc) *progress {
+	store *streamCounter, base uint64, procs []procstat.Proc) *progress {
 	return &progress{w: w, every: every, t0: t0, live: live, subs: subs, store: store, base: base, procs: procs}
 }
 
@@ -92,8 +92,8 @@ func (p *progress) line(ctx context.Context) {
 		if cur[i].PID == 0 || p.lastCPU[i].PID == 0 {
 			continue
 		}
-		u := procstat.Between(pr.name, p.lastCPU[i], cur[i])
-		fmt.Fprintf(&b, " | %s %.0f%% %.0fMiB", pr.name, u.CPUPct, float64(u.RSS)/(1<<20))
+		u := procstat.Between(pr.Name, p.lastCPU[i], cur[i])
+		fmt.Fprintf(&b, " | %s %.0f%% %.0fMiB", pr.Name, u.CPUPct, float64(u.RSS)/(1<<20))
 	}
 	fmt.Fprintln(p.w, b.String())
 	p.lastSent, p.lastAt, p.lastCPU = sent, now, cur

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -153,4 +154,40 @@ func Between(name string, a, b Sample) Usage {
 		u.CPUPct = 100 * u.CPUSecs / el
 	}
 	return u
+}
+
+// Proc is a named process to sample.
+type Proc struct {
+	Name string
+	PID  int
+}
+
+// Resolve turns specs ("name", or "name=pid") into processes. A name
+// matching several processes yields name#1, name#2, ... in pid order.
+func Resolve(specs []string) ([]Proc, error) {
+	var out []Proc
+	for _, s := range specs {
+		name, pidStr, ok := strings.Cut(s, "=")
+		if ok {
+			pid, err := strconv.Atoi(pidStr)
+			if err != nil || pid <= 0 {
+				return nil, fmt.Errorf("process %q: bad pid", s)
+			}
+			out = append(out, Proc{name, pid})
+			continue
+		}
+		pids, err := Find(name)
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(pids)
+		for i, pid := range pids {
+			n := name
+			if len(pids) > 1 {
+				n = name + "#" + strconv.Itoa(i+1)
+			}
+			out = append(out, Proc{n, pid})
+		}
+	}
+	return out, nil
 }

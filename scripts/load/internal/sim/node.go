@@ -57,6 +57,9 @@ type Config struct {
 	// buffer keeps what "accepted by the core" means close to what the
 	// core read, instead of megabytes parked in the kernel.
 	SendBuffer int
+	// BufSize is the size of the node's write buffer (32 KiB when 0; idle
+	// fleets of thousands use a small one).
+	BufSize int
 	// Timeout bounds the connect and the wait for the RegistrationAck
 	// (10 s when zero, like the deployed Go node).
 	Timeout time.Duration
@@ -120,7 +123,10 @@ func Dial(ctx context.Context, cfg Config) (*Node, error) {
 			}
 		}
 	}
-	n := &Node{cfg: cfg, conn: conn, rd: proto.NewReader(conn, 0), w: bufio.NewWriterSize(conn, 32<<10)}
+	if cfg.BufSize <= 0 {
+		cfg.BufSize = 32 << 10
+	}
+	n := &Node{cfg: cfg, conn: conn, rd: proto.NewReader(conn, 0), w: bufio.NewWriterSize(conn, cfg.BufSize)}
 	if cfg.TOTPSecret != "" {
 		s := cfg.TOTPSecret
 		n.secret.Store(&s)
