@@ -469,8 +469,7 @@ func (n *testNode) command() *proto.NodeCommand {
 }
 
 // request sends a command request for node id and returns the reply.
-func (tg *testGateway) request(t testing.TB, id uint64, req bus.CommandRequest) (*nats.Msg, error) {
-	t.Helper()
+func (tg *testGateway) request(id uint64, req bus.CommandRequest) (*nats.Msg, error) {
 	data, _ := json.Marshal(req)
 	return tg.nc.Request(tg.c.Command(id), data, 5*time.Second)
 }

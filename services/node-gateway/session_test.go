@@ -216,7 +216,7 @@ func TestReplacement(t *testing.T) {
 		t.Errorf("nodes gauge = %v, want 1", got)
 	}
 	// Commands reach the new connection.
-	reply, err := tg.request(t, 42, bus.CommandRequest{CommandID: "after-replace", Command: json.RawMessage(`{"Restart":{}}`)})
+	reply, err := tg.request(42, bus.CommandRequest{CommandID: "after-replace", Command: json.RawMessage(`{"Restart":{}}`)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -268,6 +268,14 @@ func (s *Session) handshake() bool {
 		s.log.Info().Str("old_remote_addr", old.remote).Msg("node registered again: replacing its older connection")
 		old.replace()
 	}
+	// Make sure NATS has the command subscription before the node hears
+	// it is registered: a command sent right after must find a responder.
+	// (While NATS is down the subscription is sent on reconnect.)
+	if s.h.d.NC.IsConnected() {
+		if err := s.h.d.NC.FlushTimeout(2 * time.Second); err != nil {
+			s.log.Debug().Err(err).Msg("flushing the command subscription failed")
+		}
+	}
 	s.h.d.Writer.Mark(s.node)
 
 	ack, _ := proto.AppendEnvelope(nil, &proto.RegistrationAck{NodeID: reg.NodeID, Accepted: true, Message: "registered", TOTPKey: issued})
