@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/honeybee/core/proto"
+	"github.com/honeybee/core/proto/bus"
 	"github.com/honeybee/core/scripts/load/internal/marker"
 )
 
@@ -145,4 +146,31 @@ func SampleEvent(d Dialect, nodeID uint64, nodeName, potID string, m marker.Mark
 		return nil, err
 	}
 	return t.appendEvent(nil, m), nil
+}
+
+// StoredSample returns the normalized attack event, as JSON, that a
+// gateway makes of one event in dialect d: the message whose size the raw
+// JetStream benchmark uses.
+func StoredSample(d Dialect) ([]byte, error) {
+	now := time.Now()
+	m := marker.Mark{Node: 12345, Seq: 1234567, SentNS: now.UnixNano()}
+	line, err := SampleEvent(d, 0xF00DF00DF00DF00D, "load-abcdef-00001", PotID(0), m)
+	if err != nil {
+		return nil, err
+	}
+	env, err := proto.Decode(line)
+	if err != nil {
+		return nil, err
+	}
+	who := bus.Identity{NodeID: 0xF00DF00DF00DF00D, NodeName: "load-abcdef-00001"}
+	var ev bus.AttackEvent
+	switch msg := env.Message.(type) {
+	case *proto.PotEvent:
+		ev = bus.NewAttackEvent("AbCdEfGhIjKlMnOpQrStUv", who, msg, now)
+	case *proto.PotStatusUpdate:
+		ev = bus.NewQuirkEvent("AbCdEfGhIjKlMnOpQrStUv", who, msg, now)
+	default:
+		return nil, fmt.Errorf("%s sample decodes as %T", d, env.Message)
+	}
+	return json.Marshal(ev)
 }

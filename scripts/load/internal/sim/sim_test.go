@@ -337,3 +337,20 @@ func TestRunAnswersCommands(t *testing.T) {
 		t.Errorf("OnCommand saw %v, Commands() = %d; want %d commands", got, n.Commands(), len(tests))
 	}
 }
+
+func TestStoredSample(t *testing.T) {
+	for _, d := range Dialects {
+		b, err := StoredSample(d)
+		if err != nil {
+			t.Fatalf("%s: %v", d, err)
+		}
+		var ev bus.AttackEvent
+		if err := json.Unmarshal(b, &ev); err != nil || ev.PotID != PotID(0) {
+			t.Errorf("%s: %s does not read back as an AttackEvent (%v)", d, b, err)
+		}
+		if _, ok := marker.Find(b); !ok {
+			t.Errorf("%s: stored sample lost the mark: %s", d, b)
+		}
+		t.Logf("%s: %d bytes stored", d, len(b))
+	}
+}
