@@ -234,4 +234,3 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	return err
 }
-
