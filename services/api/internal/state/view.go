@@ -70,7 +70,7 @@ func (v *View) Run(ctx context.Context, nodes, pots jetstream.KeyValue) error {
 			return nil
 		case e, ok := <-nu:
 			if !ok {
-				return ctx.Err()
+				return errWatchEnded
 			}
 			if e == nil {
 				nodesDone = true
@@ -79,7 +79,7 @@ func (v *View) Run(ctx context.Context, nodes, pots jetstream.KeyValue) error {
 			}
 		case e, ok := <-pu:
 			if !ok {
-				return ctx.Err()
+				return errWatchEnded
 			}
 			if e == nil {
 				potsDone = true
@@ -316,6 +316,8 @@ func (v *View) GatewayIDs() []string {
 	}
 	return out
 }
+
+var errWatchEnded = errors.New("bucket watch ended")
 
 // ErrNotSynced is returned by Wait when ctx ends before the view synced.
 var ErrNotSynced = errors.New("state view not synced")
