@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,6 +56,15 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	e := newEnvWithoutBus(t)
+	e.createBus()
+	return e
+}
+
+// newEnvWithoutBus starts NATS only: the gateway has not created the
+// stream and buckets yet.
+func newEnvWithoutBus(t *testing.T) *env {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -73,9 +83,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, srv: srv, nc: nc, js: js}
-	e.createBus()
-	return e
+	return &env{t: t, srv: srv, nc: nc, js: js}
 }
 
 // createBus creates the events stream and buckets as the conventions say
@@ -293,3 +301,7 @@ func send(t *testing.T, conn *websocket.Conn, s string) {
 		t.Fatalf("write: %v", err)
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+func asCloseError(err error, ce *websocket.CloseError) bool { return errors.As(err, ce) }
