@@ -269,7 +269,18 @@ func TestBackendCommands(t *testing.T) {
 		}
 	})
 	t.Run("RemoveNode", func(t *testing.T) {
-		g := e.gateway(t, 1, delivered(1))
+		// Like the gateway, record the node disconnected as the session
+		// closes, possibly after the reply.
+		closing := make(chan struct{})
+		g := e.gateway(t, 1, func(req bus.CommandRequest) (*nats.Msg, error) {
+			go func() {
+				defer close(closing)
+				b, _ := json.Marshal(bus.NodeRecord{NodeID: 1, NodeIDStr: "1", NodeName: "alpha", DisconnectReason: bus.ReasonRemoved})
+				_, _ = e.kv.nodes.Put(context.Background(), bus.NodeKey(1), b)
+			}()
+			return delivered(1)(req)
+		})
+		defer func() { <-closing }()
 		removed, err := e.nc.SubscribeSync(c.Node(1, bus.LifecycleRemoved))
 		if err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/honeybee/core/proto"
 	"github.com/honeybee/core/proto/bus"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Headers of a NATS micro service error.
@@ -174,10 +175,26 @@ func (h *Handler) removeNode(ctx context.Context, node uint64) (map[string]any, 
 		return nil, err
 	}
 	if rec.Connected {
+		// The gateway records the node disconnected (reason removed) as
+		// its session closes, which may be after it replied: watch the
+		// key first and delete only once that write has landed, or it
+		// would bring the record back.
+		wctx, cancel := context.WithTimeout(ctx, h.CommandTimeout)
+		defer cancel()
+		w, werr := h.State.Nodes.Watch(wctx, bus.NodeKey(node), jetstream.UpdatesOnly())
 		_, err := h.request(ctx, node, bus.CommandRequest{CommandID: newCommandID(), Disconnect: true})
 		var f *errFailure
 		if err != nil && !errors.As(err, &f) {
+			if werr == nil {
+				_ = w.Stop()
+			}
 			return nil, err
+		}
+		if err == nil && werr == nil {
+			waitDisconnected(wctx, w)
+		}
+		if werr == nil {
+			_ = w.Stop()
 		}
 		// Not connected (any more) or timed out: forget it anyway.
 	}
@@ -190,4 +207,29 @@ func (h *Handler) removeNode(ctx context.Context, node uint64) (map[string]any, 
 		h.Log.Warn().Err(err).Uint64("node_id", node).Msg("announce removal")
 	}
 	return map[string]any{"node_id": node, "node_id_str": proto.FormatNodeID(node), "removed": true, "was_connected": rec.Connected}, nil
+}
+
+// waitDisconnected waits for a write of the node's record that shows it
+// disconnected (or deleted), or for ctx.
+func waitDisconnected(ctx context.Context, w jetstream.KeyWatcher) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+			if e == nil {
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				return
+			}
+			var r bus.NodeRecord
+			if json.Unmarshal(e.Value(), &r) == nil && !r.Connected {
+				return
+			}
+		}
+	}
 }
