@@ -180,6 +180,7 @@ func runFlags(fs *flag.FlagSet, c *drive.Config, tf *tlsFlags, dialects, procs *
 	fs.IntVar(&c.Pots, "pots", c.Pots, "pots per node")
 	fs.StringVar(dialects, "dialects", *dialects, "event dialects cycled over the nodes: documented, compact, quirk")
 	fs.Float64Var(&c.Rate, "rate", c.Rate, "total attack events per second (0: as fast as the core accepts)")
+	fs.BoolVar(&c.NoEvents, "no-events", c.NoEvents, "nodes send no attack events (command round trips only)")
 	fs.IntVar(&c.Batch, "batch", c.Batch, "most events a node writes at once")
 	fs.DurationVar(&c.Duration, "duration", c.Duration, "how long nodes send")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "node status interval")

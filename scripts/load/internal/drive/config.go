@@ -34,6 +34,8 @@ type Config struct {
 	// Rate is the total attack events per second over all nodes; 0 sends
 	// as fast as the core accepts.
 	Rate float64 `json:"rate"`
+	// NoEvents keeps the nodes quiet (for command-only runs).
+	NoEvents bool `json:"no_events"`
 	// Batch is the most events a node writes at once.
 	Batch int `json:"batch"`
 	// Duration is how long nodes send events.

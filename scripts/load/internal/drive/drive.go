@@ -239,6 +239,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 		perNode = cfg.Rate / float64(len(live))
 	}
 	for _, f := range live {
+		if cfg.NoEvents {
+			break
+		}
 		pumpWG.Add(1)
 		go func() {
 			defer pumpWG.Done()
@@ -256,6 +259,9 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 	prog := newProgress(progress, cfg.Progress, start, live, subs, store, storeBase, procs)
 	prog.start(ctx)
 	pumpWG.Wait()
+	if cfg.NoEvents {
+		<-sendCtx.Done()
+	}
 	cmdWG.Wait()
 	sendEnd := time.Now()
 	after := sampleProcs(procs)

@@ -191,3 +191,119 @@ func Resolve(specs []string) ([]Proc, error) {
 	}
 	return out, nil
 }
+
+// Named is a process's CPU time with its name.
+type Named struct {
+	PID  int
+	PPID int
+	Name string
+	CPU  time.Duration
+}
+
+// Snapshot returns the CPU time of every process that can be read.
+func Snapshot() []Named {
+	ents, err := os.ReadDir(Root)
+	if err != nil {
+		return nil
+	}
+	var out []Named
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(Root, e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		cpu, err := parseStat(b)
+		if err != nil {
+			continue
+		}
+		n := Named{PID: pid, CPU: cpu}
+		if i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')'); i >= 0 && j > i {
+			n.Name = string(b[i+1 : j])
+			if f := strings.Fields(string(b[j+1:])); len(f) > 1 {
+				n.PPID, _ = strconv.Atoi(f[1])
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// Busiest returns the processes that used the most CPU between two
+// snapshots, at most n, skipping those for which skip returns true.
+func Busiest(before, after []Named, n int, skip func(Named) bool) []Named {
+	prev := make(map[int]Named, len(before))
+	for _, p := range before {
+		prev[p.PID] = p
+	}
+	var out []Named
+	for _, p := range after {
+		if skip != nil && skip(p) {
+			continue
+		}
+		d := p.CPU
+		if b, ok := prev[p.PID]; ok && b.Name == p.Name {
+			d -= b.CPU
+		}
+		if d > 0 {
+			p.CPU = d
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b Named) int { return int(b.CPU - a.CPU) })
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// LoadAvg returns the 1, 5 and 15 minute load averages.
+func LoadAvg() (string, error) {
+	b, err := os.ReadFile(filepath.Join(Root, "loadavg"))
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "", errors.New("malformed loadavg")
+	}
+	return strings.Join(f[:3], " "), nil
+}
+
+// SystemCPU returns the busy and total CPU time of the whole machine
+// since boot, summed over cores (from the first line of /proc/stat).
+func SystemCPU() (busy, total time.Duration, err error) {
+	b, err := os.ReadFile(filepath.Join(Root, "stat"))
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, 0, errors.New("malformed /proc/stat")
+	}
+	var vals []uint64
+	for _, s := range f[1:] {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, errors.New("malformed /proc/stat")
+		}
+		vals = append(vals, v)
+	}
+	// user nice system idle iowait irq softirq steal [guest guest_nice]
+	var all, idle uint64
+	for i, v := range vals {
+		if i >= 8 { // guest time is already in user
+			break
+		}
+		all += v
+		if i == 3 || i == 4 {
+			idle += v
+		}
+	}
+	tick := func(v uint64) time.Duration { return time.Duration(v) * time.Second / clockTick }
+	return tick(all - idle), tick(all), nil
+}

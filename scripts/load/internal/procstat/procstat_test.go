@@ -75,3 +75,36 @@ func TestBetween(t *testing.T) {
 		t.Errorf("usage %+v", u)
 	}
 }
+
+func TestSnapshotBusiestSystem(t *testing.T) {
+	a := Snapshot()
+	x := 0
+	for i := range 2_000_000 {
+		x += i
+	}
+	_ = x
+	b := Snapshot()
+	if len(a) == 0 || len(b) == 0 {
+		t.Fatal("empty snapshot")
+	}
+	top := Busiest(a, b, 3, func(n Named) bool { return false })
+	if len(top) > 3 {
+		t.Errorf("Busiest returned %d, want at most 3", len(top))
+	}
+	busy, total, err := SystemCPU()
+	if err != nil || total <= 0 || busy > total {
+		t.Errorf("SystemCPU = %v %v %v", busy, total, err)
+	}
+	if la, err := LoadAvg(); err != nil || la == "" {
+		t.Errorf("LoadAvg = %q, %v", la, err)
+	}
+}
+
+func TestBusiestOrder(t *testing.T) {
+	before := []Named{{PID: 1, Name: "a", CPU: time.Second}, {PID: 2, Name: "b", CPU: time.Second}}
+	after := []Named{{PID: 1, Name: "a", CPU: 2 * time.Second}, {PID: 2, Name: "b", CPU: 4 * time.Second}, {PID: 3, Name: "c", CPU: time.Second}, {PID: 4, Name: "skip", CPU: time.Hour}}
+	got := Busiest(before, after, 2, func(n Named) bool { return n.Name == "skip" })
+	if len(got) != 2 || got[0].Name != "b" || got[0].CPU != 3*time.Second || got[1].CPU != time.Second {
+		t.Errorf("Busiest = %+v, want b (3s) then a or c (1s)", got)
+	}
+}

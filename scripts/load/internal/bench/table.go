@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/honeybee/core/scripts/load/internal/drive"
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
+
+// WriteTable prints the figures of every mode next to the targets.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintf(w, "HoneyBee Core benchmark, %s, %.0fs\n", r.Date.Format(time.RFC3339), r.Seconds)
+	fmt.Fprintf(w, "machine: %s, %d cores, %s RAM, Linux %s, %s, open files %d\n",
+		r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Machine.Kernel, r.Machine.Go, r.Machine.NoFile)
+	fmt.Fprintf(w, "load average at start %s, at end %s; CPU used by other processes during the run: %.1f s of %.1f s busy\n",
+		r.LoadStart, r.LoadEnd, r.OtherCPUSecs, r.TotalCPUSecs)
+	if len(r.Busiest) > 0 {
+		var names []string
+		for _, b := range r.Busiest {
+			names = append(names, fmt.Sprintf("%s %.1fs", b.Name, b.CPU.Seconds()))
+		}
+		fmt.Fprintf(w, "busiest other processes: %s\n", strings.Join(names, ", "))
+	}
+	if r.Quick {
+		fmt.Fprintln(w, "QUICK RUN: short phases and small counts; not the reference figures")
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "measure")
+	for _, m := range r.Order {
+		fmt.Fprintf(tw, "\t%s", m)
+	}
+	fmt.Fprintf(tw, "\ttarget\n")
+	row := func(name, target string, f func(*ModeReport) string) {
+		fmt.Fprintf(tw, "%s", name)
+		for _, mode := range r.Order {
+			v := "-"
+			if m := r.Modes[mode]; m != nil {
+				if s := f(m); s != "" {
+					v = s
+				}
+			}
+			fmt.Fprintf(tw, "\t%s", v)
+		}
+		fmt.Fprintf(tw, "\t%s\n", target)
+	}
+	row("raw JetStream async publish (msgs/s)", "", func(m *ModeReport) string {
+		if m.Raw == nil {
+			return ""
+		}
+		return fmt.Sprintf("%.0f (%d B)", m.Raw.MsgsPerSec, m.Raw.Size)
+	})
+	row("end-to-end ingest node->WebSocket (events/s)", "", func(m *ModeReport) string {
+		if m.Ingest == nil {
+			return ""
+		}
+		return fmt.Sprintf("%.0f", m.Ingest.Events.E2ERate)
+	})
+	row("ingest ratio vs raw publish", ">= 0.5", func(m *ModeReport) string {
+		if m.Ratio() == 0 {
+			return ""
+		}
+		return fmt.Sprintf("ratio: %.2f %s", m.Ratio(), mark(m.Ratio() >= 0.5 && m.Ingest.Events.Lost == 0 && m.Ingest.Events.StoreLost == 0))
+	})
+	row("  ingest sent / stored / lost / duplicated", "0 lost", func(m *ModeReport) string {
+		if m.Ingest == nil {
+			return ""
+		}
+		e := m.Ingest.Events
+		return fmt.Sprintf("%d / %d / %d / %d", e.Sent, e.Stored, max(e.Lost, uint64(max(e.StoreLost, 0))), e.Duplicated)
+	})
+	latRow := func(name, target string, pick func(s drive.Result) time.Duration, limit time.Duration) {
+		row(name, target, func(m *ModeReport) string {
+			if m.Latency == nil || m.Latency.Latency.Count == 0 {
+				return ""
+			}
+			v := pick(*m.Latency)
+			return ms(v) + " " + mark(v < limit && m.Latency.Events.Lost == 0)
+		})
+	}
+	latRow("latency at 1,000 events/s p50", "< 1 ms", func(r drive.Result) time.Duration { return r.Latency.P50 }, time.Millisecond)
+	latRow("latency at 1,000 events/s p99", "< 2 ms", func(r drive.Result) time.Duration { return r.Latency.P99 }, 2*time.Millisecond)
+	row("  latency run sent / lost", "0 lost", func(m *ModeReport) string {
+		if m.Latency == nil {
+			return ""
+		}
+		return fmt.Sprintf("%d / %d", m.Latency.Events.Sent, m.Latency.Events.Lost)
+	})
+	row("command api->node->api p99 (answer in api)", "< 5 ms", func(m *ModeReport) string {
+		if m.Commands == nil || m.Commands.Commands == nil || m.Commands.Commands.Complete.Count == 0 {
+			return ""
+		}
+		c := m.Commands.Commands
+		return ms(c.Complete.P99) + " " + mark(c.Complete.P99 < 5*time.Millisecond && c.Incomplete == 0 && c.Errors == 0)
+	})
+	row("  command POST->202 p50 / p99", "", func(m *ModeReport) string {
+		if m.Commands == nil || m.Commands.Commands == nil || m.Commands.Commands.Post.Count == 0 {
+			return ""
+		}
+		c := m.Commands.Commands
+		return ms(c.Post.P50) + " / " + ms(c.Post.P99) + fmt.Sprintf(" (n=%d)", c.Post.Count)
+	})
+	row("idle node connections: RSS each", "<= 12 KiB at 19,000", func(m *ModeReport) string {
+		if m.IdleNodes == nil {
+			return ""
+		}
+		i := m.IdleNodes
+		return fmt.Sprintf("%.1f KiB at %d %s", i.PerConn/1024, i.Connected, mark(i.PerConn <= 12*1024 && i.Connected >= 19000))
+	})
+	row("idle WebSocket clients: RSS each", "<= 30 KiB at 10,000", func(m *ModeReport) string {
+		if m.IdleWS == nil {
+			return ""
+		}
+		i := m.IdleWS
+		return fmt.Sprintf("%.1f KiB at %d %s", i.PerConn/1024, i.Connected, mark(i.PerConn <= 30*1024 && i.Connected >= 10000))
+	})
+	row("highest sustained fan-out (deliveries/s)", "report", func(m *ModeReport) string {
+		b := m.MaxFanout()
+		if b == nil {
+			if len(m.Fanout) > 0 {
+				return "none sustained"
+			}
+			return ""
+		}
+		return fmt.Sprintf("%.0f (%d subs x %.0f ev/s, p99 %s)", b.Result.Events.DeliveryRate, b.Subs, b.Rate, ms(b.Result.Latency.P99))
+	})
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, mode := range r.Order {
+		for _, e := range r.Modes[mode].Errors {
+			fmt.Fprintf(w, "error (%s): %s\n", mode, e)
+		}
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	return nil
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "(met)"
+	}
+	return "(MISSED)"
+}
