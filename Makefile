@@ -44,7 +44,7 @@ WS_REPLICAS ?= 1
 NATSCLI_VERSION ?= v0.5.0
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test test-go lint run images up up-cluster down ps logs nats-cli docker-check
+.PHONY: all build test test-go lint run images up up-cluster down ps logs nats-cli docker-check bench
 
 all: lint build test
 
@@ -127,3 +127,10 @@ logs:
 nats-cli:
 	GOBIN=$(GOBIN) $(GO) install github.com/nats-io/natscli/nats@$(NATSCLI_VERSION)
 	@echo "installed $(GOBIN)/nats ($(NATSCLI_VERSION)); try: nats -s nats://127.0.0.1:4222 sub 'honeybee.>'"
+
+# ---- benchmark ------------------------------------------------------------
+
+# The whole benchmark of BENCHMARKS.md (loopback only, under 15 minutes);
+# BENCH_ARGS go to `load bench`, e.g. BENCH_ARGS=-quick.
+bench:
+	GO=$(GO) scripts/bench.sh $(BENCH_ARGS)
