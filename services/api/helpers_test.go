@@ -153,7 +153,7 @@ func (e *env) do(method, path, token, body string) response {
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
-func (e *env) get(path string) response        { e.t.Helper(); return e.do("GET", path, readToken, "") }
+func (e *env) get(path string) response         { e.t.Helper(); return e.do("GET", path, readToken, "") }
 func (e *env) admin(m, path, b string) response { e.t.Helper(); return e.do(m, path, adminToken, b) }
 
 // decode unmarshals the body into v, failing the test on bad JSON.

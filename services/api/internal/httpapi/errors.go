@@ -92,8 +92,11 @@ func (h *handler) errorHandler(err error, c echo.Context) {
 	default:
 		ae = &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error", Err: err}
 	}
-	if ae.Status >= 500 {
-		h.log.Error().Err(ae).Str("request_id", requestID(c)).Str("path", c.Path()).Msg("request failed")
+	switch {
+	case ae.Status == http.StatusInternalServerError:
+		h.log.Error().Err(ae).Str("request_id", requestID(c)).Str("route", c.Path()).Msg("request failed")
+	case ae.Status >= 500 && ae.Err != nil:
+		h.log.Warn().Err(ae).Str("request_id", requestID(c)).Str("route", c.Path()).Msg("request failed")
 	}
 	body := ErrorBody{Error: ErrorDetail{Code: ae.Code, Message: ae.Message}}
 	var werr error
