@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -60,7 +61,11 @@ func Decode(data []byte) (Envelope, error) { return Decoder{}.Decode(data) }
 // Decode decodes one envelope. It accepts every dialect of Protocol v2
 // (node, core and backend variants). It never panics; its memory use is
 // bounded by a small multiple of len(data), which is itself bounded by MaxSize.
-func (d Decoder) Decode(data []byte) (Envelope, error) {
+func (d Decoder) Decode(data []byte) (Envelope, error) { return d.decode(data, true) }
+
+// decode decodes with or without the fast path (see scan.go); tests check
+// that both give the same result.
+func (d Decoder) decode(data []byte, fast bool) (Envelope, error) {
 	maxSize, maxDepth := d.MaxSize, d.MaxDepth
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
@@ -71,10 +76,27 @@ func (d Decoder) Decode(data []byte) (Envelope, error) {
 	if len(data) > maxSize {
 		return Envelope{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(data), maxSize)
 	}
-	if err := checkLimits(data, maxDepth); err != nil {
+	if !utf8.Valid(data) {
+		return Envelope{}, ErrInvalidUTF8
+	}
+	trimmed := bytes.TrimSpace(data)
+	if fast {
+		// The fast path measures the nesting as it goes, the same way
+		// checkDepth does; anything too deep takes the general path,
+		// which reports it.
+		version, tag, payload, depth, ok := fastEnvelope(trimmed)
+		if ok && depth <= maxDepth {
+			msg, err := decodeVariant(tag, payload)
+			if err != nil {
+				return Envelope{}, err
+			}
+			return Envelope{Version: version, Message: msg}, nil
+		}
+	}
+	if err := checkDepth(data, maxDepth); err != nil {
 		return Envelope{}, err
 	}
-	data = bytes.TrimSpace(data)
+	data = trimmed
 	if len(data) == 0 || data[0] != '{' {
 		if json.Valid(data) {
 			return Envelope{}, fmt.Errorf("%w: top level is not an object", ErrNotEnvelope)
@@ -110,6 +132,12 @@ func decodeMessage(data []byte) (Message, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeVariant(tag, payload)
+}
+
+// decodeVariant decodes the payload of the variant tag. The result never
+// shares memory with payload.
+func decodeVariant(tag string, payload json.RawMessage) (Message, error) {
 	switch tag {
 	case "NodeRegistration":
 		return decodeRegistration(payload)
@@ -261,7 +289,7 @@ func decodePotEvent(payload []byte) (Message, error) {
 		EventType *string         `json:"event_type"`
 		Event     *string         `json:"event"`
 		Message   *string         `json:"message"`
-		Timestamp json.RawMessage `json:"timestamp"`
+		Timestamp timestamp       `json:"timestamp"`
 		Data      json.RawMessage `json:"data"`
 		Metadata  json.RawMessage `json:"metadata"`
 	}
@@ -273,7 +301,7 @@ func decodePotEvent(payload []byte) (Message, error) {
 		return nil, err
 	}
 	ev := &PotEvent{NodeID: *in.NodeID, PotID: *in.PotID, PotType: in.PotType, Message: in.Message,
-		Timestamp: parseTimestamp(in.Timestamp)}
+		Timestamp: time.Time(in.Timestamp)}
 	data := in.Data
 	if in.EventType != nil {
 		ev.EventType = *in.EventType
@@ -293,6 +321,16 @@ func decodePotEvent(payload []byte) (Message, error) {
 	return ev, nil
 }
 
+// timestamp is a PotEvent timestamp as parseTimestamp reads it; absent,
+// null or unreadable, it is the zero time.
+type timestamp time.Time
+
+// UnmarshalJSON never fails: an odd clock must not lose an event.
+func (t *timestamp) UnmarshalJSON(raw []byte) error {
+	*t = timestamp(parseTimestamp(raw))
+	return nil
+}
+
 // maxUnixSeconds is the latest Unix timestamp taken as a time (in the year
 // 5138); larger numbers are likely milliseconds or garbage.
 const maxUnixSeconds = 1e11
@@ -306,7 +344,9 @@ func parseTimestamp(raw json.RawMessage) time.Time {
 	}
 	if raw[0] == '"' {
 		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		if len(raw) >= 2 && bytes.IndexByte(raw[1:len(raw)-1], '\\') < 0 {
+			s = string(raw[1 : len(raw)-1]) // no escapes: the JSON string is its bytes
+		} else if json.Unmarshal(raw, &s) != nil {
 			return time.Time{}
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
@@ -315,8 +355,10 @@ func parseTimestamp(raw json.RawMessage) time.Time {
 		}
 		return t.UTC()
 	}
-	var f float64
-	if json.Unmarshal(raw, &f) != nil || f < 0 || f > maxUnixSeconds || math.IsNaN(f) {
+	// raw is a JSON value (the payload was checked), so ParseFloat sees
+	// either a JSON number or something it rejects (true, {}, [...]).
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || f < 0 || f > maxUnixSeconds || math.IsNaN(f) {
 		return time.Time{}
 	}
 	sec, frac := math.Modf(f)
@@ -324,8 +366,21 @@ func parseTimestamp(raw json.RawMessage) time.Time {
 }
 
 // splitVariant splits an externally tagged value: "Tag" gives (Tag, nil),
-// {"Tag": payload} gives (Tag, payload).
+// {"Tag": payload} gives (Tag, payload). The payload may share memory with
+// data.
 func splitVariant(data []byte) (string, json.RawMessage, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 && data[0] == '{' {
+		if tag, payload, ok := singleKey(data); ok {
+			return tag, payload, nil
+		}
+	}
+	return splitVariantGeneral(data)
+}
+
+// splitVariantGeneral is splitVariant through encoding/json, for every
+// form singleKey does not take.
+func splitVariantGeneral(data []byte) (string, json.RawMessage, error) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 {
 		return "", nil, fmt.Errorf("%w: empty variant", ErrMissingField)
@@ -394,12 +449,17 @@ func jsonErr(err error) error {
 	return fmt.Errorf("%w: %s", ErrInvalidField, err.Error())
 }
 
-// checkLimits rejects invalid UTF-8 and nesting deeper than maxDepth in one
-// pass, before encoding/json sees the data.
+// checkLimits rejects invalid UTF-8 and nesting deeper than maxDepth,
+// before encoding/json sees the data.
 func checkLimits(data []byte, maxDepth int) error {
 	if !utf8.Valid(data) {
 		return ErrInvalidUTF8
 	}
+	return checkDepth(data, maxDepth)
+}
+
+// checkDepth rejects nesting of objects and arrays deeper than maxDepth.
+func checkDepth(data []byte, maxDepth int) error {
 	depth, inStr, esc := 0, false, false
 	for _, c := range data {
 		if inStr {

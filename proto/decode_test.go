@@ -57,6 +57,18 @@ func sameMessage(t *testing.T, got, want proto.Message) {
 	}
 }
 
+// decodeBoth decodes data with Decode and checks that the general path,
+// without the fast path, gives the same result.
+func decodeBoth(t *testing.T, data []byte) (proto.Envelope, error) {
+	t.Helper()
+	e, err := proto.Decode(data)
+	g, gerr := proto.Decoder{}.DecodeGeneral(data)
+	if !sameSentinels(err, gerr) || !reflect.DeepEqual(e, g) {
+		t.Fatalf("fast path %+v, %v\ngeneral   %+v, %v", e.Message, err, g.Message, gerr)
+	}
+	return e, err
+}
+
 func sameJSON(a, b []byte) bool {
 	if a == nil || b == nil {
 		return a == nil && b == nil
@@ -236,7 +248,7 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := proto.Decode([]byte(tt.give))
+			got, err := decodeBoth(t, []byte(tt.give))
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -359,11 +371,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"brackets inside strings do not count", env(`{"PotEvent":{"node_id":1,"pot_id":"` + strings.Repeat("[", 1000) + `","event":5}}`), []error{proto.ErrInvalidField}},
 		{"10 MiB string", huge, []error{proto.ErrTooLarge}},
 	}
-	sentinels := []error{proto.ErrNotJSON, proto.ErrInvalidUTF8, proto.ErrNotEnvelope, proto.ErrUnknownVariant,
-		proto.ErrMissingField, proto.ErrInvalidField, proto.ErrTooDeep, proto.ErrTooLarge, proto.ErrInvalidCommand}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := proto.Decode([]byte(tt.give))
+			got, err := decodeBoth(t, []byte(tt.give))
 			if err == nil {
 				t.Fatalf("Decode succeeded with %T %+v, want an error", got.Message, got.Message)
 			}
@@ -524,5 +534,55 @@ func TestValidEnums(t *testing.T) {
 		if k.Valid() {
 			t.Errorf("NodeType %q valid", k)
 		}
+	}
+}
+
+// TestDecodeShapes covers envelope shapes around the decoder's fast path:
+// each must give what the general path gives (decodeBoth checks that).
+func TestDecodeShapes(t *testing.T) {
+	const p = `{"node_id":1,"status":"Running"}`
+	tests := []struct {
+		name        string
+		give        string
+		wantVersion int
+		wantErr     error
+	}{
+		{"message first", `{"message":{"NodeStatusUpdate":` + p + `},"version":2}`, 2, nil},
+		{"whitespace everywhere", " {\t\"version\" :\r\n2 , \"message\" : { \"NodeStatusUpdate\" :" + p + " } } ", 2, nil},
+		{"negative version", `{"version":-7,"message":{"NodeStatusUpdate":` + p + `}}`, -7, nil},
+		{"version -0", `{"version":-0,"message":{"NodeStatusUpdate":` + p + `}}`, 0, nil},
+		{"19-digit version", `{"version":1000000000000000000,"message":{"NodeStatusUpdate":` + p + `}}`, 1000000000000000000, nil},
+		{"extra key", `{"version":2,"message":{"NodeStatusUpdate":` + p + `},"extra":[1,{"a":"}"}]}`, 2, nil},
+		{"upper-case keys", `{"VERSION":2,"Message":{"NodeStatusUpdate":` + p + `}}`, 2, nil},
+		{"escaped key", `{"vers\u0069on":2,"message":{"NodeStatusUpdate":` + p + `}}`, 2, nil},
+		{"escaped tag", `{"version":2,"message":{"NodeStatusUpd\u0061te":` + p + `}}`, 2, nil},
+		{"duplicate version, last wins", `{"version":1,"version":2,"message":{"NodeStatusUpdate":` + p + `}}`, 2, nil},
+		{"version beyond int", `{"version":100000000000000000000,"message":{"NodeStatusUpdate":` + p + `}}`, 0, proto.ErrInvalidField},
+		{"version 2.0", `{"version":2.0,"message":{"NodeStatusUpdate":` + p + `}}`, 0, proto.ErrInvalidField},
+		{"version 2e0", `{"version":2e0,"message":{"NodeStatusUpdate":` + p + `}}`, 0, proto.ErrInvalidField},
+		{"version 02", `{"version":02,"message":{"NodeStatusUpdate":` + p + `}}`, 0, proto.ErrNotJSON},
+		{"version -", `{"version":-,"message":{"NodeStatusUpdate":` + p + `}}`, 0, proto.ErrNotJSON},
+		{"version true", `{"version":true,"message":{"NodeStatusUpdate":` + p + `}}`, 0, proto.ErrInvalidField},
+		{"payload not JSON", `{"version":2,"message":{"NodeStatusUpdate":{]}}`, 0, proto.ErrNotJSON},
+		{"payload with a raw control character", "{\"version\":2,\"message\":{\"PotEvent\":{\"node_id\":1,\"pot_id\":\"a\x01\",\"event\":\"e\"}}}", 0, proto.ErrNotJSON},
+		{"tag with a raw control character", "{\"version\":2,\"message\":{\"PotEvent\x01\":{}}}", 0, proto.ErrNotJSON},
+		{"two variants", `{"version":2,"message":{"NodeStatusUpdate":` + p + `,"NodeDrop":{}}}`, 0, proto.ErrInvalidField},
+		{"missing comma", `{"version":2 "message":{"NodeStatusUpdate":` + p + `}}`, 0, proto.ErrNotJSON},
+		{"trailing comma", `{"version":2,"message":{"NodeStatusUpdate":` + p + `},}`, 0, proto.ErrNotJSON},
+		{"trailing data", `{"version":2,"message":{"NodeStatusUpdate":` + p + `}} {}`, 0, proto.ErrNotJSON},
+		{"unclosed envelope", `{"version":2,"message":{"NodeStatusUpdate":` + p + `}`, 0, proto.ErrNotJSON},
+		{"type error in payload", `{"version":2,"message":{"NodeStatusUpdate":{"node_id":"1","status":"Running"}}}`, 0, proto.ErrInvalidField},
+		{"syntax error wins over missing version", `{"message":{"NodeStatusUpdate":{"node_id":1,}}}`, 0, proto.ErrNotJSON},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeBoth(t, []byte(tt.give))
+			if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Fatalf("Decode = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && (got.Version != tt.wantVersion || got.Message.Variant() != "NodeStatusUpdate") {
+				t.Fatalf("got version %d %s", got.Version, got.Message.Variant())
+			}
+		})
 	}
 }

@@ -6,3 +6,12 @@ func (r *Reader) BufferSize() int { return len(r.buf) }
 
 // ErrInvalidRead is the error for a reader that breaks the io.Reader contract.
 var ErrInvalidRead = errInvalidRead
+
+// DecodeGeneral decodes without the fast path of scan.go.
+func (d Decoder) DecodeGeneral(data []byte) (Envelope, error) { return d.decode(data, false) }
+
+// SplitVariant and SplitVariantGeneral expose the variant splitter with and
+// without its fast path.
+func SplitVariant(data []byte) (string, []byte, error) { return splitVariant(data) }
+
+func SplitVariantGeneral(data []byte) (string, []byte, error) { return splitVariantGeneral(data) }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/honeybee/core/proto"
 )
@@ -71,6 +73,11 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := proto.Decode(data)
+		// The fast path must agree with the general one.
+		g, gerr := proto.Decoder{}.DecodeGeneral(data)
+		if !sameSentinels(err, gerr) || !reflect.DeepEqual(e, g) {
+			t.Fatalf("fast path %+v, %v\ngeneral   %+v, %v", e.Message, err, g.Message, gerr)
+		}
 		if err != nil {
 			if e.Message != nil {
 				t.Fatalf("message %+v returned with error %v", e.Message, err)
@@ -213,6 +220,41 @@ func FuzzParseCommand(f *testing.F) {
 		b2, _ := c2.MarshalJSON()
 		if !bytes.Equal(b, b2) {
 			t.Fatalf("unstable: %s then %s", b, b2)
+		}
+	})
+}
+
+var sentinels = []error{proto.ErrNotJSON, proto.ErrInvalidUTF8, proto.ErrNotEnvelope, proto.ErrUnknownVariant,
+	proto.ErrMissingField, proto.ErrInvalidField, proto.ErrTooDeep, proto.ErrTooLarge, proto.ErrInvalidCommand}
+
+// sameSentinels reports whether a and b are both nil or wrap the same
+// sentinel errors.
+func sameSentinels(a, b error) bool {
+	if (a == nil) != (b == nil) {
+		return false
+	}
+	for _, s := range sentinels {
+		if errors.Is(a, s) != errors.Is(b, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzSplitVariant: the map-free splitter agrees with encoding/json.
+func FuzzSplitVariant(f *testing.F) {
+	for _, s := range []string{`"Restart"`, `{"Restart":{}}`, `{"StopPot":"p"}`, `{"A":1,"B":2}`, `{}`, `{"A":}`, `{"A":[}`,
+		`{"A":{"b":"}"}}`, `{"A\u0041":1}`, `{"A":1}x`, ` {"A" : null } `, `{"A":tru}`, `{"A":"\ud800"}`, `{"A":1,"A":2}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if !utf8.Valid(data) {
+			return // callers check UTF-8 first
+		}
+		tag, payload, err := proto.SplitVariant(data)
+		gtag, gpayload, gerr := proto.SplitVariantGeneral(data)
+		if tag != gtag || !bytes.Equal(payload, gpayload) || !sameSentinels(err, gerr) {
+			t.Fatalf("SplitVariant(%q) = %q %q %v, general %q %q %v", data, tag, payload, err, gtag, gpayload, gerr)
 		}
 	})
 }
