@@ -174,7 +174,7 @@ func TestListNodesPagination(t *testing.T) {
 	if !slices.Equal(ids(p.Nodes), []uint64{3, 4}) || p.NextCursor == nil {
 		t.Fatalf("first filtered page %v", ids(p.Nodes))
 	}
-	e.get("/api/v1/nodes?connected=false&limit=2&cursor=" + *p.NextCursor).decode(t, &p)
+	e.get("/api/v1/nodes?connected=false&limit=2&cursor="+*p.NextCursor).decode(t, &p)
 	if !slices.Equal(ids(p.Nodes), []uint64{5}) || p.NextCursor != nil {
 		t.Errorf("second filtered page %v", ids(p.Nodes))
 	}

@@ -286,7 +286,11 @@ func (sc *scanner) backward(ctx context.Context, lo, hi uint64) error {
 			return nil
 		}
 		start := hi - min(w, hi-lo)
-		b := min(hi-start, uint64(maxBatch), uint64(max(sc.q.MaxScan-sc.scanned, 1)))
+		budget := uint64(max(sc.q.MaxScan-sc.scanned, 1))
+		if budget < hi-start && budget < maxBatch {
+			start = hi - budget // the last window: one the budget covers
+		}
+		b := min(hi-start, uint64(maxBatch), budget)
 		win = win[:0]
 		received, full := 0, false
 		_, err := sc.s.get(ctx, getRequest{Seq: start, NextFor: sc.subject, Batch: int(b)}, func(m *rawMsg) bool {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -119,6 +120,17 @@ func (h *handler) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 
 func bodyTooLarge(limit int64) *Error {
 	return apiErr(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is larger than %d bytes", limit)
+}
+
+// checkQuery refuses a query string that does not parse (echo would
+// silently drop the bad pairs).
+func (h *handler) checkQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, err := url.ParseQuery(c.Request().URL.RawQuery); err != nil {
+			return badRequest(CodeInvalidParameter, "the query string is malformed")
+		}
+		return next(c)
+	}
 }
 
 // authenticate checks the bearer token and role and applies the rate

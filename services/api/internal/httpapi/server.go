@@ -80,7 +80,7 @@ func New(o Options) http.Handler {
 	}
 	h.metrics = newHTTPMetrics(o.Registry)
 
-	e.Use(h.requestID, h.logRequests, h.measure, h.recover, h.limitBody, h.authenticate)
+	e.Use(h.requestID, h.logRequests, h.measure, h.recover, h.limitBody, h.authenticate, h.checkQuery)
 	h.routes(e)
 	return e
 }
