@@ -13,6 +13,9 @@ import (
 	"github.com/honeybee/core/services/ws-proxy/internal/hub"
 )
 
+// errWrite is returned by replay when writing to the client failed.
+var errWrite = errors.New("write to client")
+
 // maxReplaySubjects bounds the subject filters of a replay consumer; a
 // filter that needs more replays every event and filters in process.
 const maxReplaySubjects = 64
@@ -95,7 +98,9 @@ func (h *Handler) replay(ctx context.Context, conn *websocket.Conn, c *hub.Clien
 			if err != nil || !f.Match(fr) {
 				continue
 			}
-			if werr = h.write(ctx, conn, fr.Data); werr == nil {
+			if err := h.write(ctx, conn, fr.Data); err != nil {
+				werr = fmt.Errorf("%w: %w", errWrite, err)
+			} else {
 				written++
 			}
 		}

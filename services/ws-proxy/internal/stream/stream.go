@@ -41,36 +41,55 @@ type Handler struct {
 }
 
 // Serve runs an accepted connection: it registers the client, sends the
-// first ack, replays from req.Since when set, goes live, and then reads
-// subscribe messages until the connection ends.
+// first ack, replays from req.Since when set (in a goroutine of its own,
+// while this one reads, so a client can close or answer pings during a
+// long replay), goes live, and reads subscribe messages until the
+// connection ends.
 func (h *Handler) Serve(ctx context.Context, conn *websocket.Conn, req Request) {
 	c := h.Hub.Add(conn, req.Filter, req.Since != nil)
+	var replayDone chan struct{}
 	defer func() {
 		_ = conn.CloseNow()
+		if replayDone != nil {
+			<-replayDone
+		}
 		h.Hub.Remove(c)
 	}()
 	if err := h.write(ctx, conn, encodeAck(nil, req.Filter, req.Since)); err != nil {
 		return
 	}
-	var delivered uint64
-	if req.Since != nil {
-		start := time.Now()
-		d, n, err := h.replay(ctx, conn, c, req.Filter, *req.Since)
-		if h.Hooks.Replayed != nil {
-			h.Hooks.Replayed(n)
-		}
-		if err != nil {
-			h.Log.Warn().Err(err).Uint64("since", *req.Since).Msg("replay failed")
-			_ = conn.Close(websocket.StatusInternalError, "replay failed")
-			return
-		}
-		if h.Hooks.Resumed != nil {
-			h.Hooks.Resumed(time.Since(start))
-		}
-		delivered = d
+	if req.Since == nil {
+		c.Release(0)
+	} else {
+		replayDone = make(chan struct{})
+		go func() {
+			defer close(replayDone)
+			h.resume(ctx, conn, c, req.Filter, *req.Since)
+		}()
 	}
-	c.Release(delivered)
 	h.read(ctx, conn, c)
+}
+
+// resume replays, then releases the client's queue.
+func (h *Handler) resume(ctx context.Context, conn *websocket.Conn, c *hub.Client, f *hub.Filter, since uint64) {
+	start := time.Now()
+	d, n, err := h.replay(ctx, conn, c, f, since)
+	if h.Hooks.Replayed != nil {
+		h.Hooks.Replayed(n)
+	}
+	switch {
+	case errors.Is(err, errWrite):
+		_ = conn.CloseNow() // the client is gone or stalled
+		return
+	case err != nil:
+		h.Log.Warn().Err(err).Uint64("since", since).Msg("replay failed")
+		_ = conn.Close(websocket.StatusInternalError, "replay failed; reconnect with since")
+		return
+	}
+	if h.Hooks.Resumed != nil {
+		h.Hooks.Resumed(time.Since(start))
+	}
+	c.Release(d)
 }
 
 // read handles the client's messages until the connection fails.
