@@ -52,6 +52,9 @@ type Gateway struct {
 	ln      net.Listener
 	adminLn net.Listener
 	ran     atomic.Bool
+	// sweepEvery overrides how often vanished gateways are looked for
+	// (tests); 0 means bus.GatewayHeartbeat.
+	sweepEvery time.Duration
 
 	// Set by Run once NATS is set up; read by the admin handlers.
 	mu    sync.Mutex
@@ -285,7 +288,7 @@ func (g *Gateway) serve(ctx context.Context, nc *nats.Conn, js jetstream.JetStre
 	hb := &liveness.Heartbeat{KV: b.gateways, GatewayID: cfg.GatewayID, StartedAt: started,
 		Nodes: func() int { return len(hub.NodeIDs()) }, Restored: hub.Resync, Log: g.log}
 	sweeper := &liveness.Sweeper{Nodes: b.nodes, Gateways: b.gateways, NC: nc, Contract: g.contract,
-		GatewayID: cfg.GatewayID, Log: g.log}
+		GatewayID: cfg.GatewayID, Log: g.log, Interval: g.sweepEvery}
 
 	// Before accepting nodes: clear records our previous run left
 	// connected, and announce ourselves so no sweeper takes our nodes.
@@ -368,7 +371,7 @@ func (g *Gateway) drain(hub *session.Hub, pub *ingest.Publisher, writer *state.W
 
 	_ = g.ln.Close()
 	<-acceptDone
-	hub.Drain()
+	hub.Drain(g.cfg.DrainTimeout / 2)
 	if err := hub.Wait(dctx); err != nil {
 		g.log.Warn().Int("sessions", hub.Connections()).Msg("drain deadline: aborting sessions still waiting")
 		hub.Abort()

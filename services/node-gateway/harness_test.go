@@ -116,13 +116,22 @@ func startGateway(t testing.TB, ns *natsServer, opts ...gwOption) *testGateway {
 	return startGatewayConfig(t, cfg, zerolog.InfoLevel)
 }
 
+func testLogger(t testing.TB) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
+}
+
 func startGatewayConfig(t testing.TB, cfg Config, level zerolog.Level) *testGateway {
 	t.Helper()
-	log := zerolog.New(zerolog.NewTestWriter(t)).Level(level)
-	g, err := New(cfg, log)
+	g, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(level))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	return runGateway(t, g, cfg)
+}
+
+// runGateway runs g (made from cfg) until the test ends.
+func runGateway(t testing.TB, g *Gateway, cfg Config) *testGateway {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tg := &testGateway{Gateway: g, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
 	tg.c, _ = bus.New(cfg.Prefix)

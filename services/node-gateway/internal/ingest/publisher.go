@@ -86,12 +86,18 @@ func NewPublisher(nc *nats.Conn, window *Window, log zerolog.Logger, m *metrics.
 // It returns how long it waited for room.
 func (p *Publisher) Publish(ctx context.Context, subject, id string, data []byte, received time.Time) (time.Duration, error) {
 	size := int64(len(data))
-	waited, err := p.window.Acquire(ctx, size)
-	if waited > 0 {
+	var waited time.Duration
+	if !p.window.TryAcquire(size) {
+		// The window is full: this session stops reading its socket until
+		// acknowledgements free room.
+		p.m.Backpressured.Inc()
+		var err error
+		waited, err = p.window.Acquire(ctx, size)
+		p.m.Backpressured.Dec()
 		p.m.BackpressureSeconds.Add(waited.Seconds())
-	}
-	if err != nil {
-		return waited, err
+		if err != nil {
+			return waited, err
+		}
 	}
 	msg := nats.NewMsg(subject)
 	msg.Header.Set(bus.HeaderMsgID, id)

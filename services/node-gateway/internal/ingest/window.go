@@ -58,6 +58,17 @@ func (w *Window) Acquire(ctx context.Context, n int64) (time.Duration, error) {
 	}
 }
 
+// TryAcquire takes n bytes if there is room now.
+func (w *Window) TryAcquire(n int64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.used+n <= w.max || w.used == 0 {
+		w.used += n
+		return true
+	}
+	return false
+}
+
 // Release returns n bytes.
 func (w *Window) Release(n int64) {
 	w.mu.Lock()

@@ -56,6 +56,7 @@ type Metrics struct {
 	UnackedBytes         prometheus.Gauge
 	UnackedEvents        prometheus.Gauge
 	BackpressureSeconds  prometheus.Counter
+	Backpressured        prometheus.Gauge
 	StateWriteErrorTotal prometheus.Counter
 
 	CommandsTotal *prometheus.CounterVec
@@ -96,6 +97,7 @@ func New() *Metrics {
 	m.UnackedBytes = gauge("unacked_bytes", "Bytes of attack events awaiting a JetStream acknowledgement.")
 	m.UnackedEvents = gauge("unacked_events", "Attack events awaiting a JetStream acknowledgement.")
 	m.BackpressureSeconds = counter("backpressure_seconds_total", "Time sessions spent not reading because the unacknowledged window was full.")
+	m.Backpressured = gauge("backpressured_sessions", "Sessions not reading their socket right now because the unacknowledged window is full.")
 	m.StateWriteErrorTotal = counter("state_write_errors_total", "Failed key-value writes (retried).")
 	m.CommandsTotal = counterVec("commands_total", "Command requests by outcome.", "outcome")
 	m.NATSConnected = gauge("nats_connected", "1 while the NATS connection is up.")
@@ -105,7 +107,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Connections, m.ConnectionsTotal, m.Nodes, m.RegistrationsTotal, m.DisconnectsTotal,
 		m.MessagesTotal, m.DecodeErrorsTotal, m.DroppedTotal, m.EventsTotal, m.EventsAckedTotal,
-		m.EventRetriesTotal, m.PublishLatency, m.UnackedBytes, m.UnackedEvents, m.BackpressureSeconds,
+		m.EventRetriesTotal, m.PublishLatency, m.UnackedBytes, m.UnackedEvents, m.BackpressureSeconds, m.Backpressured,
 		m.StateWriteErrorTotal, m.CommandsTotal, m.NATSConnected,
 	)
 	return m

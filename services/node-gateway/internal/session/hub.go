@@ -225,9 +225,11 @@ func (h *Hub) Draining() bool {
 }
 
 // Drain refuses new registrations and asks every session to stop: each
-// stops reading, finishes publishing what it read, records its node
+// reads what its node still sends until the node is quiet (at most until
+// linger has passed), finishes publishing what it read, records its node
 // disconnected (reason shutdown) and closes. Wait for them with Wait.
-func (h *Hub) Drain() {
+func (h *Hub) Drain(linger time.Duration) {
+	until := time.Now().Add(linger)
 	h.mu.Lock()
 	h.draining = true
 	all := make([]*Session, 0, len(h.sessions))
@@ -236,7 +238,7 @@ func (h *Hub) Drain() {
 	}
 	h.mu.Unlock()
 	for _, s := range all {
-		s.stop(bus.ReasonShutdown)
+		s.drainStop(until)
 	}
 }
 

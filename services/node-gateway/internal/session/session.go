@@ -55,6 +55,10 @@ type Session struct {
 
 	stopMu     sync.Mutex
 	stopReason string
+	// lingerUntil, when set, lets a stopping session keep reading while the
+	// node keeps sending (at most until then), so a drain does not drop
+	// what is already on its way.
+	lingerUntil time.Time
 
 	outMu         sync.Mutex
 	out           chan outMsg
@@ -119,10 +123,46 @@ func (s *Session) stop(reason string) {
 	_ = s.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
+// lingerQuiet is how long a draining session waits for more data before
+// it considers the node's socket drained.
+const lingerQuiet = 100 * time.Millisecond
+
+// drainStop asks the session to end with reason shutdown once the node
+// has been quiet for lingerQuiet, or at until.
+func (s *Session) drainStop(until time.Time) {
+	s.stopMu.Lock()
+	if s.stopReason == "" {
+		s.stopReason = bus.ReasonShutdown
+		s.lingerUntil = until
+	}
+	s.stopMu.Unlock()
+	_ = s.conn.SetReadDeadline(earliest(time.Now().Add(lingerQuiet), until))
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func (s *Session) stopped() string {
 	s.stopMu.Lock()
 	defer s.stopMu.Unlock()
 	return s.stopReason
+}
+
+// lingering reports whether a stopping session may still read, and sets
+// the read deadline for that.
+func (s *Session) lingering(now time.Time) bool {
+	s.stopMu.Lock()
+	until := s.lingerUntil
+	s.stopMu.Unlock()
+	if until.IsZero() || !now.Before(until) {
+		return false
+	}
+	_ = s.conn.SetReadDeadline(earliest(now.Add(lingerQuiet), until))
+	return true
 }
 
 // replace ends a session whose node registered again on a newer
@@ -320,7 +360,7 @@ func (s *Session) loop() string {
 			s.deadlineSet = now
 		}
 		// After re-arming, so a concurrent stop's past deadline wins.
-		if r := s.stopped(); r != "" {
+		if r := s.stopped(); r != "" && !s.lingering(now) {
 			return r
 		}
 		if s.node.Lost() {
