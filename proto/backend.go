@@ -20,6 +20,34 @@ func (t BackendType) MarshalJSON() ([]byte, error) {
 	return json.Marshal(t.Kind)
 }
 
+// UnmarshalJSON reads "Web", "Api", "Monitoring", "Cli" or {"Custom": "name"}.
+func (t *BackendType) UnmarshalJSON(data []byte) error {
+	bt, err := parseBackendType(data)
+	if err != nil {
+		return err
+	}
+	*t = bt
+	return nil
+}
+
+func parseBackendType(data []byte) (BackendType, error) {
+	kind, body, err := splitVariant(data)
+	if err != nil {
+		return BackendType{}, err
+	}
+	bt := BackendType{Kind: kind}
+	switch kind {
+	case "Web", "Api", "Monitoring", "Cli":
+	case "Custom":
+		if body == nil || json.Unmarshal(body, &bt.Custom) != nil {
+			return BackendType{}, fmt.Errorf("%w: backend_type Custom takes a name", ErrInvalidField)
+		}
+	default:
+		return BackendType{}, fmt.Errorf("%w: backend_type %q", ErrUnknownVariant, kind)
+	}
+	return bt, nil
+}
+
 // BackendRegistration opens a dashboard session.
 type BackendRegistration struct {
 	BackendName string      `json:"backend_name"`
@@ -88,19 +116,9 @@ func decodeBackend(tag string, payload json.RawMessage) (Message, error) {
 		if err := required(tag, "backend_name", in.BackendName == nil, "backend_type", in.BackendType == nil || isNull(in.BackendType)); err != nil {
 			return nil, err
 		}
-		kind, body, err := splitVariant(in.BackendType)
+		bt, err := parseBackendType(in.BackendType)
 		if err != nil {
 			return nil, fmt.Errorf("%s.backend_type: %w", tag, err)
-		}
-		bt := BackendType{Kind: kind}
-		switch kind {
-		case "Web", "Api", "Monitoring", "Cli":
-		case "Custom":
-			if body == nil || json.Unmarshal(body, &bt.Custom) != nil {
-				return nil, fmt.Errorf("%w: backend_type Custom takes a name", ErrInvalidField)
-			}
-		default:
-			return nil, fmt.Errorf("%w: backend_type %q", ErrUnknownVariant, kind)
 		}
 		return &BackendRegistration{BackendName: *in.BackendName, BackendType: bt}, nil
 	case "BackendCommand":
