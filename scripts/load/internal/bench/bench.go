@@ -51,6 +51,9 @@ type Config struct {
 	// (injected by the command line, which knows how to re-execute the
 	// tool); nil skips the idle phases.
 	MeasureIdle func(ctx context.Context, cfg idle.Config, token, target string, settle time.Duration, log io.Writer) (idle.Result, error)
+	// PerfDir, when set, receives perf CPU profiles of the core processes
+	// during the ingest and latency phases.
+	PerfDir string
 	// Log receives progress and each phase's detailed table.
 	Log io.Writer
 }
@@ -254,6 +257,10 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 	m := &ModeReport{Mode: mode}
 	ph := cfg.phases()
 	log := cfg.Log
+	prof, err := newProfiler(cfg.PerfDir, log)
+	if err != nil {
+		m.fail(err)
+	}
 	fmt.Fprintf(log, "\n=== %s: starting the core\n", mode)
 	token := randomToken()
 	st, err := startCore(ctx, cfg, mode, token)
@@ -323,7 +330,7 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 
 	// (1) Raw JetStream publish on the same server, same message size.
 	fmt.Fprintf(log, "\n--- %s: raw JetStream async publish, %d msgs\n", mode, ph.rawMsgs)
-	payload, err := eventPayload()
+	payload, err := EventPayload()
 	if err != nil {
 		m.fail(err)
 		return m, procs
@@ -339,12 +346,16 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 	// (2) End-to-end ingest as fast as the core accepts.
 	ingest := base
 	ingest.Nodes, ingest.Rate, ingest.Subscribers, ingest.Duration = ph.ingestNodes, 0, 1, ph.ingest
+	wait := prof.record(ctx, mode+"-ingest", procs, 3*time.Second, ingest.Duration-5*time.Second)
 	m.Ingest = phase(ctx, log, mode, "end-to-end ingest, as fast as accepted", ingest, m)
+	wait()
 
 	// (3) Latency at 1,000 events/s.
 	lat := base
 	lat.Nodes, lat.Rate, lat.Subscribers, lat.Duration = ph.latencyNodes, 1000, 1, ph.latency
+	wait = prof.record(ctx, mode+"-latency", procs, 3*time.Second, lat.Duration-5*time.Second)
 	m.Latency = phase(ctx, log, mode, "latency at 1,000 events/s", lat, m)
+	wait()
 
 	// (4) Command round trips.
 	cmd := base
@@ -464,8 +475,9 @@ func randomToken() string {
 	return hex.EncodeToString(b)
 }
 
-// eventPayload is as large as the average stored attack event.
-func eventPayload() ([]byte, error) {
+// EventPayload returns a payload as large as the average normalized
+// attack event of the three dialects (what the gateway stores).
+func EventPayload() ([]byte, error) {
 	var total int
 	var first []byte
 	for _, d := range sim.Dialects {

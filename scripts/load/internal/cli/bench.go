@@ -27,6 +27,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.FanoutSubs, "fanout-subs", 100, "subscribers of the fan-out steps (separate mode; 0 skips)")
 	offset := fs.Int("port-offset", 0, "added to every port (9001, 9101, 9002, 9003, 4222)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 14*time.Minute, "bound of the whole run")
+	fs.StringVar(&cfg.PerfDir, "perf", "", "record perf CPU profiles of the core processes during ingest and latency into this directory")
 	out := fs.String("out", "", "also write the JSON report to this file")
 	asJSON := fs.Bool("json", false, "print the JSON report instead of the table")
 	if err := fs.Parse(args); err != nil {

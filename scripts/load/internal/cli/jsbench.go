@@ -7,32 +7,10 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/honeybee/core/scripts/load/internal/bench"
 	"github.com/honeybee/core/scripts/load/internal/jsbench"
-	"github.com/honeybee/core/scripts/load/internal/sim"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// EventPayload returns a payload as large as the average normalized
-// attack event of the three dialects (what the gateway stores).
-func EventPayload() ([]byte, error) {
-	var total int
-	var first []byte
-	for _, d := range sim.Dialects {
-		b, err := sim.StoredSample(d)
-		if err != nil {
-			return nil, err
-		}
-		total += len(b)
-		if first == nil {
-			first = b
-		}
-	}
-	avg := total / len(sim.Dialects)
-	if len(first) >= avg {
-		return first[:avg], nil
-	}
-	return append(first, bytes.Repeat([]byte(" "), avg-len(first))...), nil
-}
 
 func cmdJSBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("jsbench", flag.ContinueOnError)
@@ -50,7 +28,7 @@ func cmdJSBench(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	payload, err := EventPayload()
+	payload, err := bench.EventPayload()
 	if err != nil {
 		return err
 	}
