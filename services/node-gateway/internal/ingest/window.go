@@ -20,9 +20,11 @@ import (
 type Window struct {
 	max int64
 
-	mu   sync.Mutex
-	used int64
-	// wake is closed (and replaced) whenever bytes are released.
+	mu      sync.Mutex
+	used    int64
+	waiters int
+	// wake is closed (and replaced) when bytes are released while someone
+	// waits.
 	wake chan struct{}
 }
 
@@ -46,14 +48,21 @@ func (w *Window) Acquire(ctx context.Context, n int64) (time.Duration, error) {
 			return time.Since(start), nil
 		}
 		wake := w.wake
+		w.waiters++
 		w.mu.Unlock()
 		if start.IsZero() {
 			start = time.Now()
 		}
 		select {
 		case <-ctx.Done():
+			w.mu.Lock()
+			w.waiters--
+			w.mu.Unlock()
 			return time.Since(start), ctx.Err()
 		case <-wake:
+			w.mu.Lock()
+			w.waiters--
+			w.mu.Unlock()
 		}
 	}
 }
@@ -76,8 +85,10 @@ func (w *Window) Release(n int64) {
 	if w.used < 0 {
 		w.used = 0
 	}
-	close(w.wake)
-	w.wake = make(chan struct{})
+	if w.waiters > 0 {
+		close(w.wake)
+		w.wake = make(chan struct{})
+	}
 	w.mu.Unlock()
 }
 

@@ -26,7 +26,7 @@ func (s *Session) handle(frame []byte, now time.Time) string {
 		return s.badMessage(fmt.Errorf("unsupported protocol version %d in a %s", env.Version, env.Message.Variant()), "version", now)
 	}
 	m := s.h.d.Metrics
-	m.MessagesTotal.WithLabelValues(env.Message.Variant()).Inc()
+	s.h.countMessage(env.Message.Variant())
 	s.touch(now)
 
 	switch msg := env.Message.(type) {
@@ -139,12 +139,7 @@ func (s *Session) touch(now time.Time) {
 // publishEvent hands an attack event to the publisher, waiting for room in
 // the unacknowledged window: while it waits the socket is not read.
 func (s *Session) publishEvent(ev bus.AttackEvent, now time.Time) {
-	data, err := json.Marshal(ev)
-	if err != nil {
-		s.log.Error().Err(err).Str("pot_id", ev.PotID).Msg("cannot encode attack event: dropped")
-		s.h.d.Metrics.DroppedTotal.WithLabelValues(metrics.DropRejected).Inc()
-		return
-	}
+	data := appendAttackEvent(make([]byte, 0, 320+len(ev.Data)+len(ev.PotID)), &ev)
 	subject := s.h.d.Contract.Event(s.nodeID, ev.PotID)
 	if _, err := s.h.d.Publisher.Publish(s.ctx, subject, ev.EventID, data, now); err != nil {
 		// Only when the drain deadline passed or the publisher closed.

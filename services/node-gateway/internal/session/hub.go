@@ -18,12 +18,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/honeybee/core/proto"
 	"github.com/honeybee/core/proto/bus"
 	"github.com/honeybee/core/services/node-gateway/internal/ingest"
 	"github.com/honeybee/core/services/node-gateway/internal/metrics"
 	"github.com/honeybee/core/services/node-gateway/internal/state"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -77,6 +79,8 @@ type Hub struct {
 	bootID string
 	seq    atomic.Uint64
 	cmdCh  chan *nats.Msg
+	// perVariant caches the messages counter of each node variant.
+	perVariant map[string]prometheus.Counter
 
 	mu       sync.Mutex
 	nodes    map[uint64]*holder
@@ -98,14 +102,29 @@ type holder struct {
 func NewHub(cfg Config, d Deps) *Hub {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return &Hub{
-		cfg:      cfg,
-		d:        d,
-		bootID:   hex.EncodeToString(b),
-		cmdCh:    make(chan *nats.Msg, 4096),
-		nodes:    make(map[uint64]*holder),
-		sessions: make(map[*Session]struct{}),
+	h := &Hub{
+		cfg:        cfg,
+		d:          d,
+		bootID:     hex.EncodeToString(b),
+		cmdCh:      make(chan *nats.Msg, 4096),
+		perVariant: make(map[string]prometheus.Counter),
+		nodes:      make(map[uint64]*holder),
+		sessions:   make(map[*Session]struct{}),
 	}
+	for _, m := range []proto.Message{&proto.NodeRegistration{}, &proto.NodeStatusUpdate{}, &proto.NodeEvent{},
+		&proto.NodeDrop{}, &proto.PotStatusUpdate{}, &proto.PotEvent{}} {
+		h.perVariant[m.Variant()] = d.Metrics.MessagesTotal.WithLabelValues(m.Variant())
+	}
+	return h
+}
+
+// countMessage counts a message received from a node.
+func (h *Hub) countMessage(variant string) {
+	if c, ok := h.perVariant[variant]; ok {
+		c.Inc()
+		return
+	}
+	h.d.Metrics.MessagesTotal.WithLabelValues(variant).Inc()
 }
 
 // Serve runs a session on conn in a new goroutine and returns at once. It
