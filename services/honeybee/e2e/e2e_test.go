@@ -570,4 +570,3 @@ func roundAll(ds []time.Duration) []time.Duration {
 	}
 	return out
 }
-
