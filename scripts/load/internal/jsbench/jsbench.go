@@ -151,7 +151,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					return
 				}
 				m := &nats.Msg{Subject: subjects[i%len(subjects)], Data: cfg.Payload}
-				var opts []jetstream.PublishOpt
+				// A full window waits for acks instead of failing.
+				opts := []jetstream.PublishOpt{jetstream.WithStallWait(30 * time.Second)}
 				if cfg.MsgID {
 					opts = append(opts, jetstream.WithMsgID("jsb-"+strconv.Itoa(p)+"-"+strconv.Itoa(i)))
 				}
