@@ -88,6 +88,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		BroadcastTimeout: cfg.BroadcastTimeout,
 		EventsMaxScan:    cfg.EventsMaxScan,
 		StatsScan:        cfg.StatsScan,
+		StatsCacheTTL:    cfg.StatsCacheTTL,
 		IPExtractor:      ipx,
 		Registry:         prometheus.NewRegistry(),
 		Backend:          s.backend.Load,

@@ -155,6 +155,7 @@ func TestValidate(t *testing.T) {
 		{"broadcast timeout", func(c *api.Config) { c.BroadcastTimeout = 0 }, "HONEYBEE_API_BROADCAST_TIMEOUT"},
 		{"max scan", func(c *api.Config) { c.EventsMaxScan = 1 }, "HONEYBEE_API_EVENTS_MAX_SCAN"},
 		{"stats scan", func(c *api.Config) { c.StatsScan = 0 }, "HONEYBEE_API_STATS_SCAN"},
+		{"stats cache", func(c *api.Config) { c.StatsCacheTTL = -1 }, "HONEYBEE_API_STATS_CACHE_TTL"},
 		{"nats timeout", func(c *api.Config) { c.NATSTimeout = 0 }, "HONEYBEE_API_NATS_TIMEOUT"},
 		{"shutdown", func(c *api.Config) { c.ShutdownTimeout = 0 }, "HONEYBEE_API_SHUTDOWN_TIMEOUT"},
 	}

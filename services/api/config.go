@@ -74,6 +74,10 @@ type Config struct {
 	// break down by type and source address (HONEYBEE_API_STATS_SCAN,
 	// -stats-scan).
 	StatsScan int
+	// StatsCacheTTL is how long a replica reuses its event statistics
+	// (the node and pot counts are always current); 0 disables the cache
+	// (HONEYBEE_API_STATS_CACHE_TTL, -stats-cache-ttl).
+	StatsCacheTTL time.Duration
 	// NATSTimeout bounds each read from NATS (HONEYBEE_API_NATS_TIMEOUT,
 	// -nats-timeout).
 	NATSTimeout time.Duration
@@ -96,8 +100,9 @@ func DefaultConfig() Config {
 		MaxBodyBytes:     1 << 20,
 		CommandTimeout:   5 * time.Second,
 		BroadcastTimeout: 3 * time.Second,
-		EventsMaxScan:    100000,
-		StatsScan:        20000,
+		EventsMaxScan:    20000,
+		StatsScan:        10000,
+		StatsCacheTTL:    5 * time.Second,
 		NATSTimeout:      5 * time.Second,
 		ShutdownTimeout:  10 * time.Second,
 	}
@@ -131,6 +136,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	envVar(c, fs, &durationValue{&c.BroadcastTimeout}, "broadcast-timeout", "HONEYBEE_API_BROADCAST_TIMEOUT", "wait for the gateways' broadcast replies")
 	envVar(c, fs, &intValue{&c.EventsMaxScan}, "events-max-scan", "HONEYBEE_API_EVENTS_MAX_SCAN", "most stored events one events query examines")
 	envVar(c, fs, &intValue{&c.StatsScan}, "stats-scan", "HONEYBEE_API_STATS_SCAN", "newest events the stats break down")
+	envVar(c, fs, &durationValue{&c.StatsCacheTTL}, "stats-cache-ttl", "HONEYBEE_API_STATS_CACHE_TTL", "reuse event statistics for this long; 0 disables")
 	envVar(c, fs, &durationValue{&c.NATSTimeout}, "nats-timeout", "HONEYBEE_API_NATS_TIMEOUT", "timeout of each NATS read")
 	envVar(c, fs, &durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "HONEYBEE_API_SHUTDOWN_TIMEOUT", "time to finish requests at shutdown")
 }
@@ -184,6 +190,8 @@ func (c Config) Validate() error {
 		return bad("HONEYBEE_API_EVENTS_MAX_SCAN", "events-max-scan", "must be >= 1000")
 	case c.StatsScan < 1:
 		return bad("HONEYBEE_API_STATS_SCAN", "stats-scan", "must be >= 1")
+	case c.StatsCacheTTL < 0:
+		return bad("HONEYBEE_API_STATS_CACHE_TTL", "stats-cache-ttl", "must be >= 0")
 	case c.NATSTimeout <= 0:
 		return bad("HONEYBEE_API_NATS_TIMEOUT", "nats-timeout", "must be > 0")
 	case c.ShutdownTimeout <= 0:

@@ -125,12 +125,12 @@ func TestEvents(t *testing.T) {
 	e.get("/api/v1/events?order=oldest&limit=1000").decode(t, &all)
 	since, until := all.Events[10].StoredAt, all.Events[20].StoredAt
 	q := "?order=oldest&since=" + url.QueryEscape(since.Format(time.RFC3339Nano)) + "&until=" + url.QueryEscape(until.Format(time.RFC3339Nano))
-	e.get("/api/v1/events" + q).decode(t, &p)
+	e.get("/api/v1/events"+q).decode(t, &p)
 	if got := seqsOf(p.Events); !slices.Equal(got, seqs[10:21]) {
 		t.Errorf("since/until: %v, want %v", got, seqs[10:21])
 	}
 	future := url.QueryEscape(time.Now().Add(time.Hour).Format(time.RFC3339))
-	e.get("/api/v1/events?since=" + future).decode(t, &p)
+	e.get("/api/v1/events?since="+future).decode(t, &p)
 	if len(p.Events) != 0 || p.NextCursor != nil {
 		t.Errorf("events after now: %v", seqsOf(p.Events))
 	}
@@ -144,7 +144,7 @@ func TestEventsPagination(t *testing.T) {
 			t.Run(order+filter, func(t *testing.T) {
 				var want []uint64
 				var all eventsPage
-				e.get("/api/v1/events?limit=1000&order=" + order + filter).decode(t, &all)
+				e.get("/api/v1/events?limit=1000&order="+order+filter).decode(t, &all)
 				want = seqsOf(all.Events)
 				if len(want) == 0 || len(want) > len(seqs) {
 					t.Fatalf("reference page has %d events", len(want))

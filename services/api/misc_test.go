@@ -135,10 +135,18 @@ func TestStats(t *testing.T) {
 	if ev.Scan.Scanned != 60 || !ev.Scan.Complete || ev.Scan.Limit != api.DefaultConfig().StatsScan {
 		t.Errorf("scan = %+v", ev.Scan)
 	}
+	// Within the cache time the event figures are reused; node counts are live.
+	e.bus.MustPublishEvent(t, attack(100, 1, "p", "x", "10.0.0.1"))
+	e.bus.PutNode(t, node(77, "new", proto.NodeRunning, false, ""))
+	testbus.Eventually(t, func() bool { return e.get("/api/v1/nodes/77").status == http.StatusOK })
+	e.get("/api/v1/stats").wantStatus(t, http.StatusOK).decode(t, &s)
+	if s.Events.Stored != 60 || s.Nodes.Total != 6 {
+		t.Errorf("second stats: stored %d (want the cached 60), nodes %d (want 6)", s.Events.Stored, s.Nodes.Total)
+	}
 }
 
 func TestStatsScanBound(t *testing.T) {
-	e := start(t, withConfig(func(c *api.Config) { c.StatsScan = 10 }))
+	e := start(t, withConfig(func(c *api.Config) { c.StatsScan, c.StatsCacheTTL = 10, 0 }))
 	storeEvents(t, e)
 	var s struct {
 		Events struct {
@@ -157,6 +165,12 @@ func TestStatsScanBound(t *testing.T) {
 	}
 	if s.Events.LastDay != 60 || s.Events.Scan.Scanned != 10 || s.Events.Scan.Complete || total != 10 {
 		t.Errorf("stats = %+v", s.Events)
+	}
+	// Without the cache every request is current.
+	e.bus.MustPublishEvent(t, attack(100, 1, "p", "x", "10.0.0.1"))
+	e.get("/api/v1/stats").wantStatus(t, http.StatusOK).decode(t, &s)
+	if s.Events.LastDay != 61 {
+		t.Errorf("last_day = %d after one more event, want 61", s.Events.LastDay)
 	}
 }
 

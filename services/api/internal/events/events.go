@@ -7,10 +7,12 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,14 +28,42 @@ var (
 	ErrUnavailable = errors.New("events stream unavailable")
 )
 
-// Event is an attack event with its place in the stream.
+// Event is an attack event with its place in the stream. It keeps the
+// stored JSON and decodes only what filters and statistics need; it
+// marshals to the stored object with seq and stored_at added, so a page
+// of events is not decoded and encoded again field by field.
 type Event struct {
 	// Seq is the stream sequence: the position cursors refer to.
-	Seq uint64 `json:"seq"`
+	Seq uint64
 	// StoredAt is when the stream stored the event; since and until
 	// compare against it.
-	StoredAt time.Time `json:"stored_at"`
-	bus.AttackEvent
+	StoredAt  time.Time
+	EventType string
+	SrcIP     string
+	// Raw is the stored bus.AttackEvent JSON object.
+	Raw json.RawMessage
+}
+
+// Decode returns the full attack event.
+func (e *Event) Decode() (bus.AttackEvent, error) {
+	var ev bus.AttackEvent
+	err := json.Unmarshal(e.Raw, &ev)
+	return ev, err
+}
+
+// MarshalJSON writes {"seq": ..., "stored_at": ..., <the stored fields>}.
+func (e Event) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, len(e.Raw)+64)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"stored_at":"`...)
+	b = e.StoredAt.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	rest := bytes.TrimSpace(e.Raw[1:]) // after '{'; offer checked the object
+	if len(rest) > 0 && rest[0] != '}' {
+		b = append(b, ',')
+	}
+	return append(b, rest...), nil
 }
 
 // Query selects events. The zero value selects every event, oldest first,
@@ -105,6 +135,31 @@ func (s *Store) Bounds(ctx context.Context) (first, last uint64, err error) {
 	return first, last, nil
 }
 
+// bounds is Bounds, plus for a node filter the share of events it matches
+// (-1 for none), from the same stream info request.
+func (s *Store) bounds(ctx context.Context, q Query) (first, last uint64, density float64, err error) {
+	if q.NodeID == nil {
+		first, last, err = s.Bounds(ctx)
+		return first, last, 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	// A node has few pots, so this lists few subjects.
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(s.subject(q)))
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	first, last = max(info.State.FirstSeq, 1), info.State.LastSeq
+	var matched uint64
+	for _, n := range info.State.Subjects {
+		matched += n
+	}
+	if matched == 0 {
+		return first, last, -1, nil
+	}
+	return first, last, float64(matched) / float64(max(info.State.Msgs, 1)), nil
+}
+
 // SeqAt returns the sequence of the first event stored at or after t, or
 // 0 when there is none.
 func (s *Store) SeqAt(ctx context.Context, t time.Time) (uint64, error) {
@@ -143,9 +198,12 @@ func (s *Store) Scan(ctx context.Context, q Query, emit func(*Event) bool) (next
 			q.MaxScan = int(^uint(0) >> 1)
 		}
 	}
-	first, last, err := s.Bounds(ctx)
+	first, last, density, err := s.bounds(ctx, q)
 	if err != nil {
 		return 0, 0, false, err
+	}
+	if density < 0 {
+		return 0, 0, false, nil // the subject filter matches nothing
 	}
 	lo, hi := first, last+1 // [lo, hi)
 	if !q.Since.IsZero() {
@@ -167,7 +225,8 @@ func (s *Store) Scan(ctx context.Context, q Query, emit func(*Event) bool) (next
 			hi = min(hi, seq)
 		}
 	}
-	sc := scanner{s: s, q: q, emit: emit, subject: s.subject(q)}
+	sc := scanner{s: s, q: q, emit: emit, subject: s.subject(q),
+		typeNeedle: needle("event_type", q.EventType), ipNeedle: needle("src_ip", q.SrcIP), density: density}
 	if q.Newest {
 		if q.After != 0 {
 			hi = min(hi, q.After)
@@ -199,28 +258,63 @@ type scanner struct {
 	emit    func(*Event) bool
 	subject string
 
+	typeNeedle, ipNeedle []byte
+	// density is the share of the stream's events the subject filter
+	// matches (0 when unknown): it sizes the first window.
+	density float64
+
 	emitted int
 	scanned int
 	next    uint64
 	limited bool
 }
 
-// offer decodes and filters m, emits it when it matches, and reports
-// whether the scan goes on.
+// offer filters m, emits it when it matches, and reports whether the
+// scan goes on.
 func (sc *scanner) offer(m *rawMsg) bool {
-	var ev Event
-	if json.Unmarshal(m.data, &ev.AttackEvent) != nil {
+	data := bytes.TrimSpace(m.data)
+	if len(data) < 2 || data[0] != '{' {
 		return true // not an attack event: skip it
 	}
-	if sc.q.EventType != "" && !strings.HasPrefix(ev.EventType, sc.q.EventType) {
+	// Cheap rejections on the raw bytes first: the gateway writes compact
+	// JSON, so a matching event contains the key and the plain value.
+	if sc.typeNeedle != nil && !bytes.Contains(data, sc.typeNeedle) {
 		return true
 	}
-	if sc.q.SrcIP != "" && ev.SrcIP != sc.q.SrcIP {
+	if sc.ipNeedle != nil && !bytes.Contains(data, sc.ipNeedle) {
 		return true
 	}
-	ev.Seq, ev.StoredAt = m.seq, m.ts
+	var head struct {
+		EventType string `json:"event_type"`
+		SrcIP     string `json:"src_ip"`
+	}
+	if json.Unmarshal(data, &head) != nil {
+		return true
+	}
+	if sc.q.EventType != "" && !strings.HasPrefix(head.EventType, sc.q.EventType) {
+		return true
+	}
+	if sc.q.SrcIP != "" && head.SrcIP != sc.q.SrcIP {
+		return true
+	}
+	ev := Event{Seq: m.seq, StoredAt: m.ts, EventType: head.EventType, SrcIP: head.SrcIP, Raw: data}
 	sc.emitted++
 	return sc.emit(&ev) && sc.emitted < sc.q.Limit
+}
+
+// needle returns the bytes `"key":"value` that compact JSON of a matching
+// event contains, or nil when value has characters JSON may escape.
+func needle(key, value string) []byte {
+	if value == "" {
+		return nil
+	}
+	for i := 0; i < len(value); i++ {
+		c := value[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return nil
+		}
+	}
+	return []byte(`"` + key + `":"` + value)
 }
 
 func (sc *scanner) batchSize() int {
@@ -278,6 +372,10 @@ func (sc *scanner) backward(ctx context.Context, lo, hi uint64) error {
 	w := uint64(max(sc.q.Limit-sc.emitted, 64))
 	if w > maxBatch {
 		w = maxBatch
+	}
+	if sc.density > 0 && sc.density < 1 {
+		// Enough sequences to hold the page at the filter's average density.
+		w = max(w, uint64(float64(min(sc.q.Limit, maxBatch))/sc.density*1.25)+1)
 	}
 	var win []rawMsg
 	for hi > lo {

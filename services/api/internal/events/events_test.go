@@ -17,7 +17,9 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func newStore(t *testing.T) (*Store, *testbus.Bus) {
+func newStore(t *testing.T) (*Store, *testbus.Bus) { return newStoreB(t) }
+
+func newStoreB(t testing.TB) (*Store, *testbus.Bus) {
 	t.Helper()
 	srv := testbus.Server(t)
 	nc := testbus.Connect(t, srv)
@@ -49,13 +51,17 @@ func all(t *testing.T, s *Store) []Event {
 	return out
 }
 
-func matches(q Query, ev Event) bool {
+func matches(t *testing.T, q Query, e Event) bool {
+	ev, err := e.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return (q.NodeID == nil || ev.NodeID == *q.NodeID) &&
 		(q.PotID == nil || ev.PotID == *q.PotID) &&
 		strings.HasPrefix(ev.EventType, q.EventType) &&
 		(q.SrcIP == "" || ev.SrcIP == q.SrcIP) &&
-		(q.Since.IsZero() || !ev.StoredAt.Before(q.Since)) &&
-		(q.Until.IsZero() || !ev.StoredAt.After(q.Until))
+		(q.Since.IsZero() || !e.StoredAt.Before(q.Since)) &&
+		(q.Until.IsZero() || !e.StoredAt.After(q.Until))
 }
 
 // pages follows cursors until the end and returns every sequence seen.
@@ -128,7 +134,7 @@ func TestQueryMatchesReference(t *testing.T) {
 	for i, base := range queries {
 		var want []uint64
 		for _, ev := range ref {
-			if matches(base, ev) {
+			if matches(t, base, ev) {
 				want = append(want, ev.Seq)
 			}
 		}
@@ -238,10 +244,47 @@ func TestQueryDecodesEvent(t *testing.T) {
 	if len(p.Events) != 1 {
 		t.Fatalf("got %d events, want 1", len(p.Events))
 	}
-	got := p.Events[0]
-	if got.Seq != seq || got.NodeID != ev.NodeID || got.PotID != "a.b" || got.SrcIP != "198.51.100.1" ||
-		*got.Message != "hello" || got.StoredAt.IsZero() {
+	got, err := p.Events[0].Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Events[0].Seq != seq || p.Events[0].StoredAt.IsZero() || p.Events[0].EventType != "cowrie.login.failed" || got.NodeID != ev.NodeID || got.PotID != "a.b" || got.SrcIP != "198.51.100.1" ||
+		*got.Message != "hello" {
 		t.Errorf("got %+v", got)
+	}
+}
+
+func TestEventMarshalJSON(t *testing.T) {
+	ev := Event{Seq: 42, StoredAt: time.Date(2024, 1, 15, 10, 30, 0, 5, time.UTC), Raw: json.RawMessage(`{"event_id":"x","data":{}}`)}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"seq":42,"stored_at":"2024-01-15T10:30:00.000000005Z","event_id":"x","data":{}}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
+	}
+	b, err = json.Marshal(Event{Seq: 1, StoredAt: time.Unix(0, 0), Raw: json.RawMessage(`{ }`)})
+	if err != nil || string(b) != `{"seq":1,"stored_at":"1970-01-01T00:00:00Z"}` {
+		t.Errorf("empty object: %s, %v", b, err)
+	}
+}
+
+func TestNeedle(t *testing.T) {
+	tests := []struct {
+		key, give string
+		want      string
+	}{
+		{"event_type", "cowrie.login", `"event_type":"cowrie.login`},
+		{"src_ip", "::1", `"src_ip":"::1`},
+		{"event_type", "a<b", ""},
+		{"event_type", "é", ""},
+		{"event_type", `a"b`, ""},
+		{"event_type", "", ""},
+	}
+	for _, tt := range tests {
+		if got := string(needle(tt.key, tt.give)); got != tt.want {
+			t.Errorf("needle(%q, %q) = %q, want %q", tt.key, tt.give, got, tt.want)
+		}
 	}
 }
 

@@ -1,7 +1,7 @@
 package httpapi
 
 import (
-	"errors"
+	"context"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -173,13 +173,30 @@ func (h *handler) stats(c echo.Context) error {
 		out.Pots.ByStatus[string(p.Status)]++
 	})
 
+	es, err := h.eventStats(ctx, b)
+	if err != nil {
+		return err
+	}
+	out.Events = es
+	return c.JSON(http.StatusOK, out)
+}
+
+// eventStats computes the event statistics, or reuses ones computed less
+// than StatsCacheTTL ago: a dashboard polling every replica every second
+// then costs one bounded scan per replica per TTL.
+func (h *handler) eventStats(ctx context.Context, b *Backend) (EventStats, error) {
+	h.statsMu.Lock()
+	defer h.statsMu.Unlock()
+	if h.StatsCacheTTL > 0 && time.Since(h.statsAt) < h.StatsCacheTTL {
+		return h.statsLast, nil
+	}
+	var es EventStats
 	now := time.Now()
 	hour, day := now.Add(-time.Hour), now.Add(-24*time.Hour)
 	first, last, err := b.Events.Bounds(ctx)
 	if err != nil {
-		return unavailable("reading events", err)
+		return es, unavailable("reading events", err)
 	}
-	es := &out.Events
 	if last >= first {
 		es.Stored = last - first + 1
 	}
@@ -191,10 +208,10 @@ func (h *handler) stats(c echo.Context) error {
 		return last - seq + 1, nil
 	}
 	if es.LastHour, err = countSince(hour); err != nil {
-		return unavailable("reading events", err)
+		return es, unavailable("reading events", err)
 	}
 	if es.LastDay, err = countSince(day); err != nil {
-		return unavailable("reading events", err)
+		return es, unavailable("reading events", err)
 	}
 	es.LastHourByType, es.LastDayByType = map[string]int{}, map[string]int{}
 	ips := map[string]int{}
@@ -212,10 +229,8 @@ func (h *handler) stats(c echo.Context) error {
 			oldest = ev.StoredAt
 			return true
 		})
-	if err != nil && !errors.Is(err, events.ErrUnavailable) {
-		return err
-	} else if err != nil {
-		return unavailable("reading events", err)
+	if err != nil {
+		return es, unavailable("reading events", err)
 	}
 	es.Scan.Scanned = scanned
 	es.Scan.Complete = !limited && uint64(scanned) >= es.LastDay
@@ -231,5 +246,6 @@ func (h *handler) stats(c echo.Context) error {
 	if len(es.TopSourceIPs) > topIPs {
 		es.TopSourceIPs = es.TopSourceIPs[:topIPs]
 	}
-	return c.JSON(http.StatusOK, out)
+	h.statsAt, h.statsLast = time.Now(), es
+	return es, nil
 }

@@ -7,6 +7,7 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/honeybee/core/proto/bus"
@@ -52,6 +53,8 @@ type Options struct {
 	EventsMaxScan int
 	// StatsScan is how many of the newest events the stats look at.
 	StatsScan int
+	// StatsCacheTTL is how long event statistics are reused; 0: never.
+	StatsCacheTTL time.Duration
 	// IPExtractor finds the client address (rate limits, logs).
 	IPExtractor echo.IPExtractor
 	// Registry receives the HTTP metrics and is served on /metrics.
@@ -66,6 +69,10 @@ type handler struct {
 	Options
 	log     zerolog.Logger
 	metrics *httpMetrics
+
+	statsMu   sync.Mutex // serializes computing event stats: concurrent callers share one result
+	statsAt   time.Time
+	statsLast EventStats
 }
 
 // New returns the api's HTTP handler.
