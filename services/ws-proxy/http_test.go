@@ -1,9 +1,11 @@
 package wsproxy_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -217,5 +219,56 @@ func TestShutdownGoingAway(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestFrameWithUpgrade: a client that sends its first frame in the same
+// write as the upgrade request is understood (the bytes net/http read
+// ahead survive the switch to small buffers).
+func TestFrameWithUpgrade(t *testing.T) {
+	e := newEnv(t)
+	p := e.startProxy(nil)
+	conn, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msg := []byte(`{"type":"subscribe","id":"early","types":["pot"]}`)
+	mask := [4]byte{1, 2, 3, 4}
+	raw := []byte{0x81, 0x80 | byte(len(msg)), mask[0], mask[1], mask[2], mask[3]}
+	for i, b := range msg {
+		raw = append(raw, b^mask[i%4])
+	}
+	req := "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), raw...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", err, resp)
+	}
+	// Two unmasked text frames: the connect ack, then the subscribe's.
+	for i, wantID := range []string{"", `"early"`} {
+		var hdr [2]byte
+		if _, err := io.ReadFull(br, hdr[:]); err != nil {
+			t.Fatal(err)
+		}
+		n := int(hdr[1] & 0x7f)
+		if n == 126 {
+			var ext [2]byte
+			_, _ = io.ReadFull(br, ext[:])
+			n = int(ext[0])<<8 | int(ext[1])
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			t.Fatal(err)
+		}
+		var f frame
+		if err := json.Unmarshal(body, &f); err != nil || f.Type != "ack" || string(f.ID) != wantID {
+			t.Fatalf("frame %d: %s", i, body)
+		}
 	}
 }

@@ -10,9 +10,12 @@
 package wsproxy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -156,7 +159,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	connCtx, cancelConns := context.WithCancel(context.Background())
 	defer cancelConns()
 	srv := &http.Server{
-		Handler:           p.routes(),
+		Handler:           p.routes(connCtx),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return connCtx },
 		ErrorLog:          nil,
@@ -351,7 +354,9 @@ func (p *Proxy) notReady() string {
 	return ""
 }
 
-func (p *Proxy) routes() http.Handler {
+// routes returns the HTTP handler. ctx is the life of the WebSocket
+// connections: they outlive their HTTP handler (see serveStream).
+func (p *Proxy) routes(ctx context.Context) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -364,9 +369,9 @@ func (p *Proxy) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", p.metrics.Handler())
-	mux.HandleFunc("GET /stream", p.serveStream)
-	mux.HandleFunc("GET /{$}", p.serveBackend)
-	mux.HandleFunc("GET /ws", p.serveBackend)
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) { p.serveStream(ctx, w, r) })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { p.serveBackend(ctx, w, r) })
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) { p.serveBackend(ctx, w, r) })
 	return mux
 }
 
@@ -420,9 +425,10 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, endpoint string) (
 	return role, true
 }
 
-// accept upgrades an admitted request; it answers the request itself on failure.
+// accept upgrades an admitted request; it answers the request itself on
+// failure. The connection gets small buffers (see smallBuffers).
 func (p *Proxy) accept(w http.ResponseWriter, r *http.Request, endpoint string) (*websocket.Conn, bool) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: p.cfg.AllowedOrigins})
+	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: p.cfg.AllowedOrigins})
 	if err != nil {
 		p.metrics.Connections.WithLabelValues(endpoint, "upgrade_failed").Inc()
 		p.log.Debug().Err(err).Str("remote_addr", r.RemoteAddr).Msg("upgrade failed")
@@ -442,6 +448,7 @@ func (p *Proxy) finish(conn *websocket.Conn, endpoint string) {
 	delete(p.conns, conn)
 	p.mu.Unlock()
 	p.metrics.Clients.WithLabelValues(endpoint).Dec()
+	p.clients.Add(-1)
 }
 
 // closeAll closes every connection with code and reason; the handlers
@@ -459,9 +466,11 @@ func (p *Proxy) closeAll(code websocket.StatusCode, reason string) {
 	}
 }
 
-func (p *Proxy) serveStream(w http.ResponseWriter, r *http.Request) {
-	p.handlers.Add(1)
-	defer p.handlers.Done()
+// serveStream admits and upgrades a /stream request, then serves the
+// connection in a goroutine of its own and returns: the HTTP server's
+// goroutine, its deep stack and its per-request state go away, which
+// roughly halves the memory of an idle client. ctx ends the connection.
+func (p *Proxy) serveStream(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	req, err := stream.ParseQuery(r.URL.Query())
 	if err != nil {
 		p.metrics.Connections.WithLabelValues("stream", "bad_request").Inc()
@@ -472,33 +481,76 @@ func (p *Proxy) serveStream(w http.ResponseWriter, r *http.Request) {
 	if _, ok := p.admit(w, r, "stream"); !ok {
 		return
 	}
-	defer p.clients.Add(-1)
 	conn, ok := p.accept(w, r, "stream")
 	if !ok {
+		p.clients.Add(-1)
 		return
 	}
-	defer p.finish(conn, "stream")
-	log := p.log.With().Str("remote_addr", r.RemoteAddr).Logger()
-	log.Debug().Msg("stream client connected")
-	p.streamH.Load().Serve(r.Context(), conn, req)
-	log.Debug().Msg("stream client gone")
+	remote := r.RemoteAddr
+	p.handlers.Add(1) // before returning: Shutdown then waits for it
+	go func() {
+		defer p.handlers.Done()
+		defer p.finish(conn, "stream")
+		p.log.Debug().Str("remote_addr", remote).Msg("stream client connected")
+		p.streamH.Load().Serve(ctx, conn, req)
+		p.log.Debug().Str("remote_addr", remote).Msg("stream client gone")
+	}()
 }
 
-func (p *Proxy) serveBackend(w http.ResponseWriter, r *http.Request) {
-	p.handlers.Add(1)
-	defer p.handlers.Done()
+// serveBackend is serveStream for the backend protocol.
+func (p *Proxy) serveBackend(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	role, ok := p.admit(w, r, "backend")
 	if !ok {
 		return
 	}
-	defer p.clients.Add(-1)
 	conn, ok := p.accept(w, r, "backend")
 	if !ok {
+		p.clients.Add(-1)
 		return
 	}
-	defer p.finish(conn, "backend")
-	log := p.log.With().Str("remote_addr", r.RemoteAddr).Logger()
-	log.Debug().Str("role", role.String()).Msg("backend client connected")
-	p.backendH.Load().Serve(r.Context(), conn, role)
-	log.Debug().Msg("backend client gone")
+	remote := r.RemoteAddr
+	p.handlers.Add(1)
+	go func() {
+		defer p.handlers.Done()
+		defer p.finish(conn, "backend")
+		p.log.Debug().Str("remote_addr", remote).Str("role", role.String()).Msg("backend client connected")
+		p.backendH.Load().Serve(ctx, conn, role)
+		p.log.Debug().Str("remote_addr", remote).Msg("backend client gone")
+	}()
+}
+
+// smallBuffers gives hijacked connections a 1 KiB read buffer and a 2 KiB
+// write buffer instead of net/http's 4 KiB each: clients send little, and
+// most frames (an attack event is well under 2 KiB) still go out in one
+// write. It matters for many idle clients.
+type smallBuffers struct{ http.ResponseWriter }
+
+// Unwrap lets http.ResponseController see the real writer.
+func (s smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := s.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// net/http has flushed its writer. Bytes it has read ahead (a first
+	// frame sent with the upgrade) must sit in the new reader's buffer:
+	// Accept keeps only buffered bytes when it resets the reader.
+	const rsize = 1 << 10
+	n := brw.Reader.Buffered()
+	if n > rsize {
+		return c, brw, nil
+	}
+	ahead, _ := brw.Reader.Peek(n)
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(ahead)), c), rsize)
+	if n > 0 {
+		if _, err := br.Peek(n); err != nil {
+			return nil, nil, err
+		}
+	}
+	return c, bufio.NewReadWriter(br, bufio.NewWriterSize(c, 2<<10)), nil
 }
