@@ -212,8 +212,11 @@ func (g *Gateway) connect(reconnected chan<- struct{}) (*nats.Conn, error) {
 			g.metrics.NATSConnected.Set(1)
 			log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("connected to NATS")
 		}),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 			g.metrics.NATSConnected.Set(0)
+			if nc.IsClosed() {
+				return // our own Close at shutdown
+			}
 			log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
@@ -397,6 +400,7 @@ func (g *Gateway) drain(hub *session.Hub, pub *ingest.Publisher, writer *state.W
 // accept hands connections to the hub until the listener closes.
 func (g *Gateway) accept(hub *session.Hub) {
 	var backoff time.Duration
+	refused := 0
 	for {
 		conn, err := g.ln.Accept()
 		if err != nil {
@@ -412,6 +416,10 @@ func (g *Gateway) accept(hub *session.Hub) {
 		backoff = 0
 		if g.cfg.MaxConnections > 0 && hub.Connections() >= g.cfg.MaxConnections {
 			g.metrics.DroppedTotal.WithLabelValues(metrics.DropOverCapacity).Inc()
+			if refused++; refused == 1 || refused%1000 == 0 {
+				g.log.Warn().Int("max_connections", g.cfg.MaxConnections).Int("refused", refused).
+					Str("remote_addr", conn.RemoteAddr().String()).Msg("connection refused: at HONEYBEE_MAX_CONNECTIONS")
+			}
 			_ = conn.Close()
 			continue
 		}

@@ -255,3 +255,23 @@ func TestReregistrationIgnored(t *testing.T) {
 		t.Errorf("unexpected second frame %s", frame)
 	}
 }
+
+// TestMaxConnections: connections beyond the cap are closed at once and
+// counted; the held ones keep working.
+func TestMaxConnections(t *testing.T) {
+	ns := startNATS(t)
+	tg := startGateway(t, ns, func(c *Config) { c.MaxConnections = 2 })
+	a := dialNode(t, tg.Addr().String())
+	a.register(1, "a")
+	b := dialNode(t, tg.Addr().String())
+	b.register(2, "b")
+	extra := dialNode(t, tg.Addr().String())
+	if !extra.closed() {
+		t.Fatal("connection over the cap left open")
+	}
+	if got := tg.metric(t, `honeybee_gateway_dropped_total{reason="connection_capacity"}`); got != 1 {
+		t.Errorf("capacity drops = %v, want 1", got)
+	}
+	a.status(proto.NodeRunning)
+	tg.waitNode(t, 1, "running", func(r bus.NodeRecord) bool { return r.Status == proto.NodeRunning })
+}
