@@ -89,15 +89,20 @@ type Machine struct {
 
 // ModeReport is one mode's figures.
 type ModeReport struct {
-	Mode      string          `json:"mode"`
-	Raw       *jsbench.Result `json:"raw_publish,omitempty"`
-	Ingest    *drive.Result   `json:"ingest,omitempty"`
-	Latency   *drive.Result   `json:"latency,omitempty"`
-	Commands  *drive.Result   `json:"commands,omitempty"`
-	IdleNodes *idle.Result    `json:"idle_nodes,omitempty"`
-	IdleWS    *idle.Result    `json:"idle_ws,omitempty"`
-	Fanout    []FanoutStep    `json:"fanout,omitempty"`
-	Errors    []string        `json:"errors,omitempty"`
+	Mode   string          `json:"mode"`
+	Raw    *jsbench.Result `json:"raw_publish,omitempty"`
+	Ingest *drive.Result   `json:"ingest,omitempty"`
+	// Sustained is the fastest paced ingest run with nothing lost (the
+	// as-fast-as-accepted run itself when it lost nothing).
+	Sustained *drive.Result `json:"sustained,omitempty"`
+	// SustainTries are the paced runs tried to find it.
+	SustainTries []*drive.Result `json:"sustain_tries,omitempty"`
+	Latency      *drive.Result   `json:"latency,omitempty"`
+	Commands     *drive.Result   `json:"commands,omitempty"`
+	IdleNodes    *idle.Result    `json:"idle_nodes,omitempty"`
+	IdleWS       *idle.Result    `json:"idle_ws,omitempty"`
+	Fanout       []FanoutStep    `json:"fanout,omitempty"`
+	Errors       []string        `json:"errors,omitempty"`
 }
 
 // FanoutStep is one offered event rate with many subscribers.
@@ -108,12 +113,61 @@ type FanoutStep struct {
 	Result    *drive.Result `json:"result"`
 }
 
-// Ratio is end-to-end ingest over raw publish (0 when unknown).
+// Ratio is the sustained lossless end-to-end ingest rate over the raw
+// publish rate (0 when unknown).
 func (m *ModeReport) Ratio() float64 {
-	if m.Raw == nil || m.Ingest == nil || m.Raw.MsgsPerSec == 0 {
+	if m.Raw == nil || m.Sustained == nil || m.Raw.MsgsPerSec == 0 {
 		return 0
 	}
-	return m.Ingest.Events.E2ERate / m.Raw.MsgsPerSec
+	return m.Sustained.Events.E2ERate / m.Raw.MsgsPerSec
+}
+
+// lossless reports whether a run delivered and stored every event to
+// every subscriber, once.
+func lossless(r *drive.Result) bool {
+	return r != nil && r.Events.Sent > 0 && r.Events.Lost == 0 && r.Events.StoreLost == 0 && r.Events.Duplicated == 0 &&
+		r.Subscribers.Closed == 0 && r.Subscribers.Connected == r.Subscribers.Requested
+}
+
+// sustain finds the fastest paced ingest with nothing lost: when the
+// as-fast-as-accepted run lost nothing it is the answer; otherwise paced
+// runs start at 90% of what the subscriber got before it fell behind and
+// step down by 20% (at most four tries), then one step up by 10% from a
+// lossless rate.
+func sustain(ctx context.Context, log io.Writer, mode string, base drive.Config, fast *drive.Result, ph phases, m *ModeReport) *drive.Result {
+	if fast == nil {
+		return nil
+	}
+	if lossless(fast) {
+		return fast
+	}
+	rate := 0.9 * fast.Events.E2ERate
+	if rate <= 0 {
+		rate = 1000
+	}
+	var best *drive.Result
+	for try := 0; try < 5 && ctx.Err() == nil; try++ {
+		c := base
+		c.Rate, c.Duration = float64(int(rate/100)*100), ph.sustain
+		r := phase(ctx, log, mode, fmt.Sprintf("sustained ingest: paced at %.0f events/s", c.Rate), c, m)
+		if r == nil {
+			break
+		}
+		m.SustainTries = append(m.SustainTries, r)
+		ok := lossless(r) && r.Events.SendRate >= 0.95*c.Rate
+		switch {
+		case ok && best == nil:
+			best = r
+			rate *= 1.1
+		case ok:
+			return r
+		case best != nil:
+			return best
+		default:
+			rate *= 0.8
+		}
+	}
+	return best
 }
 
 // MaxFanout returns the sustained step with the most deliveries per second.
@@ -134,6 +188,7 @@ func (m *ModeReport) fail(err error) { m.Errors = append(m.Errors, err.Error()) 
 type phases struct {
 	rawMsgs                             int
 	ingest, latency, commands, step     time.Duration
+	sustain                             time.Duration
 	settle                              time.Duration
 	steps                               []float64
 	ingestNodes, latencyNodes, cmdNodes int
@@ -141,11 +196,11 @@ type phases struct {
 
 func (c Config) phases() phases {
 	if c.Quick {
-		return phases{rawMsgs: 20_000, ingest: 3 * time.Second, latency: 3 * time.Second, commands: 3 * time.Second,
+		return phases{rawMsgs: 20_000, sustain: 2 * time.Second, ingest: 3 * time.Second, latency: 3 * time.Second, commands: 3 * time.Second,
 			step: 2 * time.Second, settle: 2 * time.Second, steps: []float64{500, 1000},
 			ingestNodes: 20, latencyNodes: 20, cmdNodes: 5}
 	}
-	return phases{rawMsgs: 300_000, ingest: 20 * time.Second, latency: 30 * time.Second, commands: 15 * time.Second,
+	return phases{rawMsgs: 300_000, sustain: 10 * time.Second, ingest: 20 * time.Second, latency: 30 * time.Second, commands: 15 * time.Second,
 		step: 8 * time.Second, settle: 10 * time.Second, steps: []float64{1000, 2000, 4000, 8000, 16000},
 		ingestNodes: 50, latencyNodes: 100, cmdNodes: 20}
 }
@@ -245,6 +300,9 @@ func (m *ModeReport) coreCPU() time.Duration {
 		}
 	}
 	add(m.Ingest)
+	for _, r := range m.SustainTries {
+		add(r)
+	}
 	add(m.Latency)
 	add(m.Commands)
 	for _, s := range m.Fanout {
@@ -349,6 +407,7 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 	wait := prof.record(ctx, mode+"-ingest", procs, 3*time.Second, ingest.Duration-5*time.Second)
 	m.Ingest = phase(ctx, log, mode, "end-to-end ingest, as fast as accepted", ingest, m)
 	wait()
+	m.Sustained = sustain(ctx, log, mode, ingest, m.Ingest, ph, m)
 
 	// (3) Latency at 1,000 events/s.
 	lat := base

@@ -18,7 +18,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestWriteTable(t *testing.T) {
-	ingest := drive.Result{Events: drive.EventResult{Sent: 1000, Stored: 1000, Received: 1000, E2ERate: 30000}}
+	ingest := drive.Result{Events: drive.EventResult{Sent: 1000, Stored: 1000, Received: 1000, E2ERate: 30000, SendSecs: 1},
+		Subscribers: drive.SubscriberResult{Requested: 1, Connected: 1}}
 	lat := drive.Result{Events: drive.EventResult{Sent: 30000, Received: 30000},
 		Latency: stats.Summary{Count: 30000, P50: 700 * time.Microsecond, P99: 3 * time.Millisecond}}
 	cmds := drive.Result{Commands: &drive.CommandResult{Sent: 10,
@@ -29,6 +30,7 @@ func TestWriteTable(t *testing.T) {
 		Mode:      Separate,
 		Raw:       &jsbench.Result{MsgsPerSec: 50000, Size: 630},
 		Ingest:    &ingest,
+		Sustained: &ingest,
 		Latency:   &lat,
 		Commands:  &cmds,
 		IdleNodes: &idle.Result{Connected: 19000, PerConn: 10 * 1024},
