@@ -44,7 +44,7 @@ WS_REPLICAS ?= 1
 NATSCLI_VERSION ?= v0.5.0
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 
-.PHONY: all build test test-go lint run images up up-cluster down ps logs nats-cli docker-check bench
+.PHONY: all build test test-go lint run images tokens up up-cluster down ps logs nats-cli docker-check bench
 
 all: lint build test
 
@@ -101,12 +101,24 @@ images: docker-check
 
 COMPOSE_CHECK = @[ -n "$(COMPOSE)" ] || { echo "neither 'docker compose' nor 'docker-compose' found"; exit 1; }
 
-up: images
+# The api's and ws-proxy's tokens (role:token per line), made once with
+# random values; compose mounts the file as a secret. Mode 0644: the
+# services run as uid 65532.
+TOKENS := deploy/compose/tokens
+$(TOKENS):
+	@umask 022; { echo "# role:token, one per line (made by make tokens)"; \
+		echo "admin:$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; \
+		echo "read:$$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"; } > $@
+	@echo "made $@ (admin and read tokens)"
+
+tokens: $(TOKENS)
+
+up: images tokens
 	$(COMPOSE_CHECK)
 	$(COMPOSE) up -d --scale ws-proxy=$(WS_REPLICAS)
 	@echo "nodes -> tcp://localhost:9001   api -> http://localhost:9002   ws -> ws://localhost:9003   NATS -> nats://localhost:4222 (monitoring :8222)"
 
-up-cluster: images
+up-cluster: images tokens
 	$(COMPOSE_CHECK)
 	$(COMPOSE) --profile cluster --env-file deploy/compose/cluster.env up -d --scale ws-proxy=$(WS_REPLICAS)
 

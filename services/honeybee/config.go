@@ -88,6 +88,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 			switch f.Name {
 			case "nats-url", "nats-token", "nats-creds":
 				return // the services reach the embedded server in process
+			case "prefix", "tokens", "tokens-file":
+				return // shared: registered once below
 			}
 			fs.Var(f.Value, prefix+"."+f.Name, f.Usage)
 		})
@@ -95,7 +97,36 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	sub("gateway", c.Gateway.RegisterFlags)
 	sub("api", c.API.RegisterFlags)
 	sub("ws", c.WS.RegisterFlags)
+	// The services read the same environment variables for these; one
+	// flag sets them all.
+	fs.Var(shared{&c.Gateway.Prefix, &c.API.Prefix, &c.WS.Prefix}, "prefix", "bus prefix of subjects, stream and buckets (HONEYBEE_PREFIX)")
+	fs.Var(shared{&c.API.TokensFile, &c.WS.TokensFile}, "tokens-file", "api and WebSocket tokens: a file with one role:token per line (HONEYBEE_TOKENS_FILE)")
+	fs.Var(secretShared{&c.API.Tokens, &c.WS.Tokens}, "tokens", "api and WebSocket tokens: comma-separated role:token pairs (HONEYBEE_TOKENS)")
 }
+
+// shared is a flag that sets the same setting of several services.
+type shared []*string
+
+func (s shared) String() string {
+	if len(s) == 0 || s[0] == nil {
+		return ""
+	}
+	return *s[0]
+}
+
+func (s shared) Set(v string) error {
+	for _, p := range s {
+		*p = v
+	}
+	return nil
+}
+
+// secretShared is a shared flag whose value is never printed.
+type secretShared []*string
+
+func (s secretShared) String() string { return "" }
+
+func (s secretShared) Set(v string) error { return shared(s).Set(v) }
 
 // Validate reports the first bad setting of the embedded core itself; the
 // services validate their own in New.

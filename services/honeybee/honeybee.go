@@ -216,7 +216,7 @@ func (c *Core) printSummary(w io.Writer) {
 	fmt.Fprintf(w, "HoneyBee Core is running (embedded NATS + node-gateway + api + ws-proxy). Data: %s\n\n", dir)
 	fmt.Fprintf(w, "  nodes (Protocol v2, TCP)  %s\n", listenString(gw))
 	if a := c.gateway.AdminAddr(); a != nil {
-		fmt.Fprintf(w, "  gateway admin             http://%s/healthz  /readyz  /metrics\n", listenString(a))
+		fmt.Fprintf(w, "  gateway admin             http://%s/healthz  /readyz  /metrics\n", dialString(a))
 	}
 	fmt.Fprintf(w, "  REST api                  http://%s/api/v1/nodes\n", c.api.Addr())
 	fmt.Fprintf(w, "  live WebSocket            ws://%s/stream\n", c.ws.Addr())
@@ -237,6 +237,15 @@ func (c *Core) printSummary(w io.Writer) {
 func listenString(a net.Addr) string {
 	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
 		return fmt.Sprintf("0.0.0.0:%d (all interfaces)", t.Port)
+	}
+	return a.String()
+}
+
+// dialString is an address a local client can dial: a wildcard bind is
+// reached on loopback.
+func dialString(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok && t.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", t.Port)
 	}
 	return a.String()
 }

@@ -298,7 +298,7 @@ func TestFlags(t *testing.T) {
 	fs := flag.NewFlagSet("honeybee", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	cfg.RegisterFlags(fs)
-	if err := fs.Parse([]string{"-api.addr", "127.0.0.1:19002", "-ws.queue-size", "7"}); err != nil {
+	if err := fs.Parse([]string{"-api.addr", "127.0.0.1:19002", "-ws.queue-size", "7", "-prefix", "hb2", "-tokens-file", "/run/tokens"}); err != nil {
 		t.Fatal(err)
 	}
 	if cfg.DataDir != "/var/lib/honeybee" || cfg.Gateway.IdleTimeout != 42*time.Second {
@@ -307,7 +307,13 @@ func TestFlags(t *testing.T) {
 	if cfg.API.Addr != "127.0.0.1:19002" || cfg.WS.QueueSize != 7 {
 		t.Errorf("prefixed flags not applied: api addr %q, ws queue %d", cfg.API.Addr, cfg.WS.QueueSize)
 	}
-	for _, name := range []string{"gateway.nats-url", "api.nats-url", "ws.nats-url"} {
+	if cfg.Gateway.Prefix != "hb2" || cfg.API.Prefix != "hb2" || cfg.WS.Prefix != "hb2" {
+		t.Errorf("-prefix set %q, %q, %q, want hb2 for every service", cfg.Gateway.Prefix, cfg.API.Prefix, cfg.WS.Prefix)
+	}
+	if cfg.API.TokensFile != "/run/tokens" || cfg.WS.TokensFile != "/run/tokens" {
+		t.Errorf("-tokens-file set %q, %q, want /run/tokens for api and ws", cfg.API.TokensFile, cfg.WS.TokensFile)
+	}
+	for _, name := range []string{"gateway.nats-url", "api.nats-url", "ws.nats-url", "api.prefix", "ws.tokens"} {
 		if fs.Lookup(name) != nil {
 			t.Errorf("flag -%s exists; the embedded services use the in-process server", name)
 		}
