@@ -129,7 +129,8 @@ func lossless(r *drive.Result) bool {
 		r.Subscribers.Closed == 0 && r.Subscribers.Connected == r.Subscribers.Requested
 }
 
-// sustain finds the fastest paced ingest with nothing lost: when the
+// sustain finds the fastest paced ingest with nothing lost and p99 under
+// a second (a backlog that keeps growing is not sustained): when the
 // as-fast-as-accepted run lost nothing it is the answer; otherwise paced
 // runs start at 90% of what the subscriber got before it fell behind and
 // step down by 20% (at most four tries), then one step up by 10% from a
@@ -154,7 +155,9 @@ func sustain(ctx context.Context, log io.Writer, mode string, base drive.Config,
 			break
 		}
 		m.SustainTries = append(m.SustainTries, r)
-		ok := lossless(r) && r.Events.SendRate >= 0.95*c.Rate
+		// A backlog that grows for the whole run is not sustained, even
+		// when it drains after the senders stop: p99 must stay under 1 s.
+		ok := lossless(r) && r.Events.SendRate >= 0.95*c.Rate && r.Latency.P99 < time.Second
 		switch {
 		case ok && best == nil:
 			best = r
