@@ -146,8 +146,10 @@ func TestBadInput(t *testing.T) {
 		c.BadMessageWindow = time.Minute
 		c.MaxMessageSize = 4096
 		c.MaxUnackedBytes = 1 << 20
-		c.RegistrationTimeout = 500 * time.Millisecond
-		c.IdleTimeout = 2 * time.Second
+		// Short enough to test, long enough that the well-behaved node
+		// never hits them on a loaded machine.
+		c.RegistrationTimeout = 2 * time.Second
+		c.IdleTimeout = 3 * time.Second
 	})
 	wb := startWellBehaved(t, tg, wellBehavedID)
 	nextID := uint64(1000)

@@ -157,6 +157,17 @@ func TestDrain(t *testing.T) {
 	sendNumbered(n, 0, 50)
 	pending := dialNode(t, tg.Addr().String())
 	eventually(t, "both connections accepted", func() bool { return tg.metric(t, "honeybee_gateway_connections") == 2 })
+	// While running, the gateway heartbeats in the gateways bucket.
+	hctx, hcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer hcancel()
+	e, err := tg.kv(t, tg.c.GatewaysBucket()).Get(hctx, tg.cfg.GatewayID)
+	if err != nil {
+		t.Fatalf("no heartbeat: %v", err)
+	}
+	var hb bus.GatewayRecord
+	if err := json.Unmarshal(e.Value(), &hb); err != nil || hb.GatewayID != tg.cfg.GatewayID || hb.Heartbeat.IsZero() {
+		t.Errorf("heartbeat %s: %v", e.Value(), err)
+	}
 
 	if err := tg.stop(t); err != nil {
 		t.Fatalf("Run = %v, want nil after a drain", err)
