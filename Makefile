@@ -72,8 +72,11 @@ lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
+# Data goes to ./data (HONEYBEE_DATA_DIR); flags: make run ARGS="-h".
 run:
-	cd services/honeybee && $(GO) run ./cmd/honeybee
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/honeybee ./services/honeybee/cmd/honeybee
+	exec $(BIN)/honeybee $(ARGS)
 
 # ---- images ---------------------------------------------------------------
 
