@@ -50,7 +50,7 @@ all: lint build test
 
 build:
 	@mkdir -p $(BIN)
-	@for m in $(MODULES); do echo "build $$m"; (cd $$m && CGO_ENABLED=0 $(GO) build ./...) || exit 1; done
+	@for m in $(MODULES); do echo "build $$m"; (cd $$m && CGO_ENABLED=0 $(GO) build -o /dev/null ./...) || exit 1; done
 	@for c in $(CMDS); do CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./$$c || exit 1; done
 	@echo "binaries in $(BIN)"
 
