@@ -427,12 +427,13 @@ func (p *Proxy) admit(w http.ResponseWriter, r *http.Request, endpoint string) (
 
 // accept upgrades an admitted request; it answers the request itself on
 // failure. The connection gets small buffers (see smallBuffers).
-func (p *Proxy) accept(w http.ResponseWriter, r *http.Request, endpoint string) (*websocket.Conn, bool) {
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{OriginPatterns: p.cfg.AllowedOrigins})
+func (p *Proxy) accept(w http.ResponseWriter, r *http.Request, endpoint string) (*websocket.Conn, net.Conn, bool) {
+	sb := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(sb, r, &websocket.AcceptOptions{OriginPatterns: p.cfg.AllowedOrigins})
 	if err != nil {
 		p.metrics.Connections.WithLabelValues(endpoint, "upgrade_failed").Inc()
 		p.log.Debug().Err(err).Str("remote_addr", r.RemoteAddr).Msg("upgrade failed")
-		return nil, false
+		return nil, nil, false
 	}
 	conn.SetReadLimit(p.cfg.ReadLimit)
 	p.metrics.Connections.WithLabelValues(endpoint, "accepted").Inc()
@@ -440,7 +441,7 @@ func (p *Proxy) accept(w http.ResponseWriter, r *http.Request, endpoint string) 
 	p.mu.Lock()
 	p.conns[conn] = struct{}{}
 	p.mu.Unlock()
-	return conn, true
+	return conn, sb.conn, true
 }
 
 func (p *Proxy) finish(conn *websocket.Conn, endpoint string) {
@@ -481,7 +482,7 @@ func (p *Proxy) serveStream(ctx context.Context, w http.ResponseWriter, r *http.
 	if _, ok := p.admit(w, r, "stream"); !ok {
 		return
 	}
-	conn, ok := p.accept(w, r, "stream")
+	conn, nc, ok := p.accept(w, r, "stream")
 	if !ok {
 		p.clients.Add(-1)
 		return
@@ -492,7 +493,7 @@ func (p *Proxy) serveStream(ctx context.Context, w http.ResponseWriter, r *http.
 		defer p.handlers.Done()
 		defer p.finish(conn, "stream")
 		p.log.Debug().Str("remote_addr", remote).Msg("stream client connected")
-		p.streamH.Load().Serve(ctx, conn, req)
+		p.streamH.Load().Serve(ctx, conn, nc, req)
 		p.log.Debug().Str("remote_addr", remote).Msg("stream client gone")
 	}()
 }
@@ -503,7 +504,7 @@ func (p *Proxy) serveBackend(ctx context.Context, w http.ResponseWriter, r *http
 	if !ok {
 		return
 	}
-	conn, ok := p.accept(w, r, "backend")
+	conn, _, ok := p.accept(w, r, "backend")
 	if !ok {
 		p.clients.Add(-1)
 		return
@@ -523,12 +524,17 @@ func (p *Proxy) serveBackend(ctx context.Context, w http.ResponseWriter, r *http
 // write buffer instead of net/http's 4 KiB each: clients send little, and
 // most frames (an attack event is well under 2 KiB) still go out in one
 // write. It matters for many idle clients.
-type smallBuffers struct{ http.ResponseWriter }
+// It keeps the network connection, whose write deadline then bounds the
+// stream writer's writes.
+type smallBuffers struct {
+	http.ResponseWriter
+	conn net.Conn
+}
 
 // Unwrap lets http.ResponseController see the real writer.
-func (s smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+func (s *smallBuffers) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (s *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := s.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, http.ErrNotSupported
@@ -537,6 +543,7 @@ func (s smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	s.conn = c
 	// net/http has flushed its writer. Bytes it has read ahead (a first
 	// frame sent with the upgrade) must sit in the new reader's buffer:
 	// Accept keeps only buffered bytes when it resets the reader.

@@ -30,6 +30,19 @@ type Client struct {
 	replayed uint64
 	closed   bool
 	timer    *time.Timer
+	// deadline sets the write deadline of the underlying network
+	// connection; with it the writer bounds writes without a context
+	// (and its allocations) per frame.
+	deadline func(time.Time) error
+}
+
+// UseWriteDeadline makes the writer bound its writes with set (the
+// network connection's SetWriteDeadline) instead of a context per frame.
+// Call it before Release.
+func (c *Client) UseWriteDeadline(set func(time.Time) error) {
+	c.mu.Lock()
+	c.deadline = set
+	c.mu.Unlock()
 }
 
 // Filter returns the client's current filter.
@@ -132,29 +145,49 @@ func (c *Client) write() {
 			c.queue = nil // do not keep a large buffer for a client that may go idle
 		}
 		c.mu.Unlock()
-		for i, fr := range batch {
-			ctx, cancel := context.WithTimeout(context.Background(), c.hub.opts.WriteTimeout)
-			err := c.conn.Write(ctx, websocket.MessageText, fr.Data)
-			cancel()
-			batch[i] = nil
-			if err != nil {
-				// The connection is closed on any write error; the
-				// handler's read fails and it removes the client.
-				c.mu.Lock()
-				c.closed = true
-				c.queue = nil
-				c.writing = false
-				c.mu.Unlock()
-				return
-			}
-			if c.hub.opts.OnSent != nil {
-				c.hub.opts.OnSent(fr)
-			}
+		if err := c.writeBatch(batch); err != nil {
+			// The connection is closed on any write error; the handler's
+			// read fails and it removes the client.
 			c.mu.Lock()
-			c.pending--
+			c.closed = true
+			c.queue = nil
+			c.writing = false
 			c.mu.Unlock()
+			return
 		}
 	}
+}
+
+// writeBatch writes frames, each within the write timeout.
+func (c *Client) writeBatch(batch []*Frame) error {
+	timeout := c.hub.opts.WriteTimeout
+	if c.deadline != nil {
+		defer func() { _ = c.deadline(time.Time{}) }()
+	}
+	for i, fr := range batch {
+		var err error
+		if c.deadline != nil {
+			if err = c.deadline(time.Now().Add(timeout)); err == nil {
+				err = c.conn.Write(context.Background(), websocket.MessageText, fr.Data)
+			}
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			err = c.conn.Write(ctx, websocket.MessageText, fr.Data)
+			cancel()
+		}
+		batch[i] = nil
+		if err != nil {
+			clear(batch)
+			return err
+		}
+		if c.hub.opts.OnSent != nil {
+			c.hub.opts.OnSent(fr)
+		}
+		c.mu.Lock()
+		c.pending--
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 // ping runs on the client's timer: a peer that does not answer within the

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/coder/websocket"
@@ -45,8 +46,14 @@ type Handler struct {
 // while this one reads, so a client can close or answer pings during a
 // long replay), goes live, and reads subscribe messages until the
 // connection ends.
-func (h *Handler) Serve(ctx context.Context, conn *websocket.Conn, req Request) {
+//
+// nc, when not nil, is the network connection under conn: its write
+// deadline bounds the live writes (cheaper than a context per frame).
+func (h *Handler) Serve(ctx context.Context, conn *websocket.Conn, nc net.Conn, req Request) {
 	c := h.Hub.Add(conn, req.Filter, req.Since != nil)
+	if nc != nil {
+		c.UseWriteDeadline(nc.SetWriteDeadline)
+	}
 	var replayDone chan struct{}
 	defer func() {
 		_ = conn.CloseNow()

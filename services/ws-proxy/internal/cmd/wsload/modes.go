@@ -130,7 +130,18 @@ func runThroughput(fs *flag.FlagSet, args []string) error {
 	rates := fs.String("rates", "1000,2000,4000,8000", "event rates to try, in order")
 	step := fs.Duration("step", 5*time.Second, "publishing time per rate")
 	queue := fs.Int("queue", 4096, "proxy queue size per client")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the proxy process")
 	_ = fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	b, err := startBench(*queue)
 	if err != nil {
 		return err
