@@ -136,18 +136,25 @@ func (h *handler) listNodes(c echo.Context) error {
 			(typ == nil || r.NodeType == *typ) &&
 			(connected == nil || r.Live(alive) == *connected)
 	})
-	out := struct {
-		Nodes      []Node  `json:"nodes"`
-		NextCursor *string `json:"next_cursor"`
-	}{Nodes: make([]Node, len(recs))}
+	// Written by hand: for thousands of nodes encoding/json's reflection
+	// costs several times more than reading the view.
+	body := make([]byte, 0, 64+len(recs)*360)
+	body = append(body, `{"nodes":[`...)
 	for i := range recs {
-		out.Nodes[i] = nodeOut(&recs[i], alive)
+		if i > 0 {
+			body = append(body, ',')
+		}
+		n := nodeOut(&recs[i], alive)
+		body = n.appendJSON(body)
 	}
+	body = append(body, `],"next_cursor":`...)
 	if more && len(recs) > 0 {
-		cur := encodeCursor("n", strconv.FormatUint(recs[len(recs)-1].NodeID, 10))
-		out.NextCursor = &cur
+		body = appendString(body, encodeCursor("n", strconv.FormatUint(recs[len(recs)-1].NodeID, 10)))
+	} else {
+		body = append(body, "null"...)
 	}
-	return c.JSON(http.StatusOK, out)
+	body = append(body, "}\n"...)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
 
 func (h *handler) getNode(c echo.Context) error {
