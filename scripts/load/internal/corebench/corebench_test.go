@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -175,4 +178,53 @@ func BenchmarkFanout(b *testing.B) {
 	}
 	el := time.Since(start).Seconds()
 	b.ReportMetric(float64(b.N)*subs/el, "deliveries/s")
+}
+
+// BenchmarkIdleNodes holds b.N idle registered nodes on the gateway; run
+// with -memprofile (and -memprofilerate=1) to see what each session keeps
+// (the inuse_space of the gateway's functions), and read the reported
+// goroutines per node. COREBENCH_HEAP=file writes the heap profile while
+// the nodes are connected. Client-side allocations are sim's, not the gateway's.
+func BenchmarkIdleNodes(b *testing.B) {
+	c, err := Start(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	b.ResetTimer()
+	var fleet []*sim.Node
+	for i := range b.N {
+		n, err := sim.Dial(ctx, sim.Config{Addr: c.GatewayAddr(), Index: uint32(i), NodeID: uint64(5000 + i),
+			NodeName: fmt.Sprintf("idle-%d", i), Pots: 1, BufSize: 512})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := n.Announce(); err != nil {
+			b.Fatal(err)
+		}
+		fleet = append(fleet, n)
+	}
+	b.StopTimer()
+	time.Sleep(time.Second) // let the gateway finish writing state
+	runtime.GC()
+	// The client side of a node has no goroutine here (no Run); every new
+	// goroutine is the gateway's.
+	b.ReportMetric(float64(runtime.NumGoroutine()-before)/float64(b.N), "gateway-goroutines/node")
+	if path := os.Getenv("COREBENCH_HEAP"); path != "" {
+		// -memprofile is written after the nodes are gone; this one is
+		// taken while they are connected.
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	for _, n := range fleet {
+		n.Close()
+	}
 }
