@@ -65,8 +65,11 @@ test:
 		$(MAKE) --no-print-directory test-go; \
 	fi
 
+# Every module is tested even when one fails; the failures are listed at the end.
 test-go:
-	@for m in $(MODULES); do echo "== test $$m"; (cd $$m && HONEYBEE_E2E=$(HONEYBEE_E2E) HONEYBEE_COMPOSE="$(COMPOSE)" $(GO) test -race -count=1 -timeout 20m ./...) || exit 1; done
+	@failed=; for m in $(MODULES); do echo "== test $$m"; \
+		(cd $$m && HONEYBEE_E2E=$(HONEYBEE_E2E) HONEYBEE_COMPOSE="$(COMPOSE)" $(GO) test -race -count=1 -timeout 20m ./...) || failed="$$failed $$m"; \
+	done; if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 
 lint:
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
