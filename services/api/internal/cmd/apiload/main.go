@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,12 +40,19 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "measuring time per endpoint")
 	maxReq := flag.Int("max-requests", 200000, "most requests per endpoint")
 	conc := flag.Int("concurrency", 4, "concurrent clients")
+	only := flag.String("only", "", "comma-separated paths to measure (default: all)")
 	flag.Parse()
+	if *only != "" {
+		paths = strings.Split(*only, ",")
+	}
 	if err := run(*nodes, *nEvents, *dir, *duration, *maxReq, *conc); err != nil {
 		fmt.Fprintln(os.Stderr, "apiload:", err)
 		os.Exit(1)
 	}
 }
+
+// paths are the GET requests measured, one after the other.
+var paths []string
 
 func run(nNodes, nEvents int, dir string, duration time.Duration, maxReq, conc int) error {
 	if dir == "" {
@@ -117,17 +125,20 @@ func run(nNodes, nEvents int, dir string, duration time.Duration, maxReq, conc i
 	fmt.Printf("api ready in %v (view synced)\n", time.Since(t0).Round(time.Millisecond))
 	fmt.Printf("concurrency %d, up to %v or %d requests per endpoint\n\n", conc, duration, maxReq)
 	fmt.Printf("%-52s %8s %10s %10s %10s %10s\n", "GET", "requests", "p50", "p99", "req/s", "bytes")
-	for _, path := range []string{
-		"/api/v1/nodes?limit=10000",
-		"/api/v1/nodes",
-		"/api/v1/nodes?limit=100",
-		fmt.Sprint("/api/v1/nodes/", nNodes/2+1),
-		"/api/v1/events",
-		"/api/v1/events?limit=1000",
-		"/api/v1/events?node_id=7",
-		"/api/v1/events?event_type=cowrie.session.closed",
-		"/api/v1/stats",
-	} {
+	if paths == nil {
+		paths = []string{
+			"/api/v1/nodes?limit=10000",
+			"/api/v1/nodes",
+			"/api/v1/nodes?limit=100",
+			fmt.Sprint("/api/v1/nodes/", nNodes/2+1),
+			"/api/v1/events",
+			"/api/v1/events?limit=1000",
+			"/api/v1/events?node_id=7",
+			"/api/v1/events?event_type=cowrie.session.closed",
+			"/api/v1/stats",
+		}
+	}
+	for _, path := range paths {
 		if err := measure(client, base, path, duration, maxReq, conc); err != nil {
 			return err
 		}
