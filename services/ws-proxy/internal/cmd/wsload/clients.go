@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -41,6 +42,7 @@ type result struct {
 	Closes    map[string]int   `json:"closes"`
 	Hist      []uint64         `json:"hist"`
 	Errors    map[string]int64 `json:"errors,omitempty"`
+	CPU       time.Duration    `json:"-"`
 }
 
 func (r result) quantile(q float64) time.Duration {
@@ -199,7 +201,7 @@ func startChild(url string, n int, extra ...string) (*child, error) {
 	return ch, nil
 }
 
-// finish ends the child and returns its result.
+// finish ends the child and returns its result, with its CPU time.
 func (c *child) finish() (result, error) {
 	_ = c.stdin.Close()
 	var r result
@@ -208,5 +210,15 @@ func (c *child) finish() (result, error) {
 	if err == nil {
 		err = werr
 	}
+	if st := c.cmd.ProcessState; st != nil {
+		r.CPU = st.UserTime() + st.SystemTime()
+	}
 	return r, err
+}
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -40,7 +40,18 @@ func runLatency(fs *flag.FlagSet, args []string) error {
 	rate := fs.Int("rate", 1000, "events per second")
 	d := fs.Duration("duration", 20*time.Second, "publishing time")
 	warmup := fs.Duration("warmup", 3*time.Second, "first part of the run not recorded")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the proxy process")
 	_ = fs.Parse(args)
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	b, err := startBench(0)
 	if err != nil {
 		return err
@@ -50,12 +61,14 @@ func runLatency(fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
+	cpu0, wall0 := cpuTime(), time.Now()
 	sent, err := b.publish(*rate, *d)
 	if err != nil {
 		return err
 	}
 	want := float64(sent) * float64(*clients)
 	got := waitMetric(b, sentMetric, want, 10*time.Second)
+	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
 	r, err := ch.finish()
 	if err != nil {
 		return err
@@ -65,6 +78,8 @@ func runLatency(fs *flag.FlagSet, args []string) error {
 	fmt.Printf("  publish -> client read (after %v warm-up): p50 %v  p90 %v  p99 %v  p99.9 %v  max %v\n", *warmup,
 		r.quantile(0.5).Round(time.Microsecond), r.quantile(0.9).Round(time.Microsecond), r.quantile(0.99).Round(time.Microsecond),
 		r.quantile(0.999).Round(time.Microsecond), r.quantile(1).Round(time.Microsecond))
+	fmt.Printf("  CPU: proxy process (NATS, publisher, proxy) %.1fs over %.1fs = %.2f µs per delivery; clients process %.1fs in all\n",
+		cpu.Seconds(), wall.Seconds(), float64(cpu.Microseconds())/got, r.CPU.Seconds())
 	return nil
 }
 
@@ -159,7 +174,7 @@ func runThroughput(fs *flag.FlagSet, args []string) error {
 			return err
 		}
 		e0, slow0 := b.metric(sentMetric), b.metric(slowMetric)
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		sent, err := b.publish(rate, *step)
 		if err != nil {
 			return err
@@ -170,8 +185,9 @@ func runThroughput(fs *flag.FlagSet, args []string) error {
 		slow := b.metric(slowMetric) - slow0
 		perSec := (e1 - e0) / el.Seconds()
 		complete := e1 >= want
-		fmt.Printf("  %6d events/s: %9.0f deliveries/s (%.0f of %.0f delivered in %v), slow closes %.0f\n",
-			rate, perSec, e1-e0, want-e0, el.Round(time.Millisecond), slow)
+		cpu := cpuTime() - cpu0
+		fmt.Printf("  %6d events/s: %9.0f deliveries/s (%.0f of %.0f delivered in %v), slow closes %.0f, proxy process CPU %.2f cores, %.2f µs per delivery\n",
+			rate, perSec, e1-e0, want-e0, el.Round(time.Millisecond), slow, cpu.Seconds()/el.Seconds(), float64(cpu.Microseconds())/(e1-e0))
 		if !complete || slow > 0 {
 			break
 		}
@@ -181,6 +197,6 @@ func runThroughput(fs *flag.FlagSet, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  most sustained: %.0f deliveries/s; clients received %d in all, closes %v\n", best, r.Received, r.Closes)
+	fmt.Printf("  most sustained: %.0f deliveries/s; clients received %d in all, closes %v; clients process CPU %.1fs\n", best, r.Received, r.Closes, r.CPU.Seconds())
 	return nil
 }
