@@ -472,6 +472,15 @@ func (p *Proxy) closeAll(code websocket.StatusCode, reason string) {
 // goroutine, its deep stack and its per-request state go away, which
 // roughly halves the memory of an idle client. ctx ends the connection.
 func (p *Proxy) serveStream(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	// Counted from the start: until the hijack, Shutdown waits for this
+	// handler, so Run's wait that follows cannot miss the connection.
+	p.handlers.Add(1)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			p.handlers.Done()
+		}
+	}()
 	req, err := stream.ParseQuery(r.URL.Query())
 	if err != nil {
 		p.metrics.Connections.WithLabelValues("stream", "bad_request").Inc()
@@ -488,7 +497,7 @@ func (p *Proxy) serveStream(ctx context.Context, w http.ResponseWriter, r *http.
 		return
 	}
 	remote := r.RemoteAddr
-	p.handlers.Add(1) // before returning: Shutdown then waits for it
+	handedOff = true
 	go func() {
 		defer p.handlers.Done()
 		defer p.finish(conn, "stream")
@@ -500,6 +509,13 @@ func (p *Proxy) serveStream(ctx context.Context, w http.ResponseWriter, r *http.
 
 // serveBackend is serveStream for the backend protocol.
 func (p *Proxy) serveBackend(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	p.handlers.Add(1)
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			p.handlers.Done()
+		}
+	}()
 	role, ok := p.admit(w, r, "backend")
 	if !ok {
 		return
@@ -510,7 +526,7 @@ func (p *Proxy) serveBackend(ctx context.Context, w http.ResponseWriter, r *http
 		return
 	}
 	remote := r.RemoteAddr
-	p.handlers.Add(1)
+	handedOff = true
 	go func() {
 		defer p.handlers.Done()
 		defer p.finish(conn, "backend")
