@@ -84,6 +84,7 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 		Tokens:           tokens,
 		Limiter:          ratelimit.New(cfg.RateLimit, cfg.RateBurst, cfg.RateLimitClients),
 		MaxBodyBytes:     cfg.MaxBodyBytes,
+		NATSTimeout:      cfg.NATSTimeout,
 		CommandTimeout:   cfg.CommandTimeout,
 		BroadcastTimeout: cfg.BroadcastTimeout,
 		EventsMaxScan:    cfg.EventsMaxScan,
@@ -166,16 +167,23 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.http.Close()
 	}
 	cancel()
-	wg.Wait()
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
+	if !nc.IsConnected() {
+		// Nothing to drain to: close now, so that stopping the bucket
+		// watchers does not wait for a server that is gone.
 		nc.Close()
-	} else {
-		select {
-		case <-closed:
-		case <-shCtx.Done():
+	}
+	wg.Wait()
+	if !nc.IsClosed() {
+		closed := make(chan struct{})
+		nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+		if err := nc.Drain(); err != nil {
 			nc.Close()
+		} else {
+			select {
+			case <-closed:
+			case <-shCtx.Done():
+				nc.Close()
+			}
 		}
 	}
 	select {
@@ -260,7 +268,7 @@ func (s *Server) lookup(ctx context.Context, js jetstream.JetStream, nc *nats.Co
 		NC:       nc,
 		C:        s.c,
 		View:     state.New(s.log),
-		Gateways: state.NewGateways(kvs[s.c.GatewaysBucket()], time.Second),
+		Gateways: state.NewGateways(kvs[s.c.GatewaysBucket()], time.Second, s.cfg.NATSTimeout, nc.IsConnected),
 		Events:   events.New(nc, stream, s.c, s.cfg.NATSTimeout),
 		Nodes:    kvs[s.c.NodesBucket()],
 		Pots:     kvs[s.c.PotsBucket()],

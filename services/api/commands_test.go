@@ -238,6 +238,9 @@ func answerBroadcast(t *testing.T, e *env, gw string, nodes ...uint64) *[]bus.Co
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	return &got
 }
 
@@ -290,6 +293,9 @@ func TestBroadcastGatewayRefuses(t *testing.T) {
 	e.bus.PutGateway(t, "gw-a")
 	sub, err := e.nc.Subscribe(e.c.Broadcast(), func(m *nats.Msg) { serviceErr(bus.CodeDraining, "gateway is draining")(m, bus.CommandRequest{}) })
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()

@@ -326,3 +326,33 @@ func TestNodeRecordsWithHostileInput(t *testing.T) {
 	}
 	e.get("/api/v1/nodes/10").wantError(t, http.StatusNotFound, "NODE_NOT_FOUND")
 }
+
+func TestNATSDown(t *testing.T) {
+	e := start(t, withConfig(func(c *api.Config) { c.NATSTimeout, c.CommandTimeout = 300*time.Millisecond, 300*time.Millisecond }))
+	fleet(t, e)
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+	testbus.Eventually(t, func() bool { return e.do("GET", "/ready", "", "").status == http.StatusServiceUnavailable })
+	e.do("GET", "/health", "", "").wantStatus(t, http.StatusOK)
+	tests := []struct {
+		method, path, body string
+		status             int
+		code               string
+	}{
+		{"GET", "/api/v1/commands/abc", "", 503, "UNAVAILABLE"},
+		{"GET", "/api/v1/events", "", 503, "UNAVAILABLE"},
+		{"GET", "/api/v1/stats", "", 503, "UNAVAILABLE"},
+		{"GET", "/api/v1/enrollments", "", 503, "UNAVAILABLE"},
+		{"DELETE", "/api/v1/nodes/3", "", 503, "UNAVAILABLE"},
+		{"POST", "/api/v1/nodes/1/commands", `{"Restart":{}}`, 503, "UNAVAILABLE"},
+		{"POST", "/api/v1/commands/broadcast", `{"Restart":{}}`, 503, "UNAVAILABLE"},
+		{"POST", "/api/v1/enrollments", `{"node_name":"x"}`, 503, "UNAVAILABLE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			e.admin(tt.method, tt.path, tt.body).wantError(t, tt.status, tt.code)
+		})
+	}
+	// The view still answers what it last knew.
+	e.get("/api/v1/nodes/1").wantStatus(t, http.StatusOK)
+}

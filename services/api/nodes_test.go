@@ -313,6 +313,9 @@ func TestDeleteNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := e.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	var res struct {
 		Removed      bool `json:"removed"`
 		Disconnected bool `json:"disconnected"`
@@ -362,6 +365,9 @@ func TestDeleteNodeGatewayTimeout(t *testing.T) {
 	fleet(t, e)
 	sub, err := e.nc.SubscribeSync(e.c.Command(1)) // holds the node, never answers
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()

@@ -55,7 +55,7 @@ type CommandAccepted struct {
 }
 
 func (h *handler) sendCommand(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ type Command struct {
 }
 
 func (h *handler) getCommand(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,9 @@ func (h *handler) getCommand(c echo.Context) error {
 	if !validCommandID(id) {
 		return badRequest(CodeInvalidCommandID, "command_id %q is not a command id", clip(id))
 	}
-	e, err := b.Commands.Get(c.Request().Context(), id)
+	ctx, cancel := h.natsCtx(c)
+	defer cancel()
+	e, err := b.Commands.Get(ctx, id)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
 		return apiErr(http.StatusNotFound, CodeCommandNotFound, "command %s is not known (records are kept %s)", id, bus.CommandTTL)
@@ -175,7 +177,7 @@ type GatewayError struct {
 }
 
 func (h *handler) broadcast(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
@@ -184,7 +186,9 @@ func (h *handler) broadcast(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	expected, err := b.Gateways.Count(ctx)
+	cctx, cancel := h.natsCtx(c)
+	defer cancel()
+	expected, err := b.Gateways.Count(cctx)
 	if err != nil {
 		return unavailable("counting gateways", err)
 	}

@@ -70,7 +70,7 @@ func otpauthURI(name, secret string) string {
 }
 
 func (h *handler) createEnrollment(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,9 @@ func (h *handler) createEnrollment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = b.TOTP.Create(c.Request().Context(), bus.TOTPKey(rec.NodeName), data)
+	ctx, cancel := h.natsCtx(c)
+	defer cancel()
+	_, err = b.TOTP.Create(ctx, bus.TOTPKey(rec.NodeName), data)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyExists):
 		return apiErr(http.StatusConflict, CodeEnrollmentExists, "node name %q already has a TOTP secret; delete it first to enroll again", clip(rec.NodeName))
@@ -106,11 +108,12 @@ func (h *handler) createEnrollment(c echo.Context) error {
 }
 
 func (h *handler) listEnrollments(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	ctx, cancel := h.natsCtx(c)
+	defer cancel()
 	lister, err := b.TOTP.ListKeys(ctx)
 	if err != nil {
 		return unavailable("listing enrollments", err)
@@ -140,7 +143,7 @@ func (h *handler) listEnrollments(c echo.Context) error {
 }
 
 func (h *handler) deleteEnrollment(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
@@ -153,7 +156,8 @@ func (h *handler) deleteEnrollment(c echo.Context) error {
 	if !validNodeName(name) {
 		return badRequest(CodeInvalidNodeName, "node_name must be 1 to %d bytes of UTF-8 without control characters or surrounding spaces", maxNodeNameLen)
 	}
-	ctx := c.Request().Context()
+	ctx, cancel := h.natsCtx(c)
+	defer cancel()
 	key := bus.TOTPKey(name)
 	if _, err := b.TOTP.Get(ctx, key); errors.Is(err, jetstream.ErrKeyNotFound) {
 		return apiErr(http.StatusNotFound, CodeEnrollmentNotFound, "node name %q is not enrolled", clip(name))

@@ -25,7 +25,7 @@ type EventsPage struct {
 }
 
 func (h *handler) listEvents(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ type ScanInfo struct {
 const topIPs = 10
 
 func (h *handler) stats(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}

@@ -181,7 +181,7 @@ func (h *handler) getNode(c echo.Context) error {
 // deleteNode disconnects a node (when a gateway holds it) and forgets its
 // node and pot records.
 func (h *handler) deleteNode(c echo.Context) error {
-	b, err := h.backend()
+	b, err := h.online()
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,9 @@ func (h *handler) deleteNode(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	rec, err := getNodeRecord(ctx, b, id)
+	kvCtx, cancel := h.natsCtx(c)
+	defer cancel()
+	rec, err := getNodeRecord(kvCtx, b, id)
 	if err != nil {
 		return err
 	}
@@ -211,7 +213,9 @@ func (h *handler) deleteNode(c echo.Context) error {
 			return err
 		}
 	}
-	pots, err := deleteNodeKeys(ctx, b, id)
+	kvCtx, cancel = h.natsCtx(c)
+	defer cancel()
+	pots, err := deleteNodeKeys(kvCtx, b, id)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,8 @@ type Options struct {
 	Limiter *ratelimit.Limiter
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// NATSTimeout bounds each key-value read or write.
+	NATSTimeout time.Duration
 	// CommandTimeout bounds a command request to a gateway.
 	CommandTimeout time.Duration
 	// BroadcastTimeout bounds gathering broadcast replies.
@@ -142,6 +144,29 @@ func (h *handler) backend() (*Backend, error) {
 		return b, nil
 	}
 	return nil, apiErr(http.StatusServiceUnavailable, CodeNotReady, "the api is not connected to the message bus yet")
+}
+
+// online returns the bus handles when NATS is connected right now, else a
+// 503 at once (requests would otherwise wait for their timeouts while the
+// client reconnects).
+func (h *handler) online() (*Backend, error) {
+	b, err := h.backend()
+	if err != nil {
+		return nil, err
+	}
+	if !b.NC.IsConnected() {
+		return nil, apiErr(http.StatusServiceUnavailable, CodeUnavailable, "not connected to the message bus")
+	}
+	return b, nil
+}
+
+// natsCtx bounds one key-value operation of a request.
+func (h *handler) natsCtx(c echo.Context) (context.Context, context.CancelFunc) {
+	d := h.NATSTimeout
+	if d <= 0 {
+		d = 5 * time.Second
+	}
+	return context.WithTimeout(c.Request().Context(), d)
 }
 
 func (h *handler) health(c echo.Context) error {

@@ -15,9 +15,11 @@ import (
 // nodes costs one lookup per gateway, not per node. Safe for concurrent
 // use.
 type Gateways struct {
-	kv     jetstream.KeyValue
-	maxAge time.Duration
-	now    func() time.Time
+	kv        jetstream.KeyValue
+	maxAge    time.Duration
+	timeout   time.Duration
+	connected func() bool
+	now       func() time.Time
 
 	mu    sync.Mutex
 	cache map[string]gwState
@@ -28,9 +30,11 @@ type gwState struct {
 	checked time.Time
 }
 
-// NewGateways checks liveness in kv, caching each answer for maxAge.
-func NewGateways(kv jetstream.KeyValue, maxAge time.Duration) *Gateways {
-	return &Gateways{kv: kv, maxAge: maxAge, now: time.Now, cache: make(map[string]gwState)}
+// NewGateways checks liveness in kv, caching each answer for maxAge and
+// bounding each lookup by timeout. While connected reports false, the last
+// answers stand without a lookup.
+func NewGateways(kv jetstream.KeyValue, maxAge, timeout time.Duration, connected func() bool) *Gateways {
+	return &Gateways{kv: kv, maxAge: maxAge, timeout: timeout, connected: connected, now: time.Now, cache: make(map[string]gwState)}
 }
 
 // Alive reports whether gateway id is alive. A lookup that fails for
@@ -44,9 +48,11 @@ func (g *Gateways) Alive(ctx context.Context, id string) bool {
 	g.mu.Lock()
 	st, ok := g.cache[id]
 	g.mu.Unlock()
-	if ok && now.Sub(st.checked) < g.maxAge {
+	if ok && now.Sub(st.checked) < g.maxAge || !g.connected() {
 		return st.alive
 	}
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
 	_, err := g.kv.Get(ctx, id)
 	switch {
 	case err == nil:

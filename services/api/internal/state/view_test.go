@@ -121,7 +121,8 @@ func TestGatewaysAlive(t *testing.T) {
 	srv := testbus.Server(t)
 	b := testbus.MustCreate(t, testbus.Connect(t, srv), bus.Default())
 	b.PutGateway(t, "gw1")
-	g := NewGateways(b.Gateways, time.Hour)
+	connected := true
+	g := NewGateways(b.Gateways, time.Hour, 5*time.Second, func() bool { return connected })
 	now := time.Unix(1000, 0)
 	g.now = func() time.Time { return now }
 	ctx := context.Background()
@@ -138,6 +139,11 @@ func TestGatewaysAlive(t *testing.T) {
 		t.Error("cached answer not used")
 	}
 	now = now.Add(2 * time.Hour)
+	connected = false
+	if !g.Alive(ctx, "gw1") {
+		t.Error("disconnected: the last answer should stand")
+	}
+	connected = true
 	if g.Alive(ctx, "gw1") {
 		t.Error("deleted gateway alive after the cache expired")
 	}
