@@ -211,7 +211,10 @@ func (s *Server) attach(ctx context.Context, nc *nats.Conn) {
 		if err == nil {
 			break
 		}
-		if !logged || ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		if !logged {
 			s.log.Warn().Err(err).Msg("waiting for the events stream and buckets (the node gateway creates them)")
 			logged = true
 		}
