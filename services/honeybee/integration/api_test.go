@@ -269,14 +269,11 @@ func TestAPICommandRoundTrip(t *testing.T) {
 		t.Errorf("event = %+v", evs.Events[0])
 	}
 
-	// A command for a node nobody holds fails at once.
-	start := time.Now()
+	// A command for a node nobody holds fails at once: 404, not the 504 a
+	// wait for the command timeout would give.
 	status, b = c.call(t, "POST", "/api/v1/nodes/7/commands", `{"Restart":{}}`)
 	if status != http.StatusNotFound || !strings.Contains(string(b), "NODE_NOT_CONNECTED") {
 		t.Errorf("command to an unknown node: %d %s", status, b)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("no-responders answer took %v", d)
 	}
 }
 
