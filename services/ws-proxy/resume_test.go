@@ -30,7 +30,7 @@ func TestStreamResume(t *testing.T) {
 			types := []string{"cowrie.login.failed", "cowrie.session.connect", "cowrie.login.success"}
 
 			// The publisher runs through every session and reconnect.
-			const total = 4000
+			const total = 50000
 			var published atomic.Int64
 			var mu sync.Mutex
 			var wanted []uint64 // sequences matching the filter, in order
