@@ -88,7 +88,8 @@ type stack struct {
 	compose []string
 	root    string
 	env     []string
-	token   string // admin token of the api and ws-proxy
+	global  []string // compose options before the command (profile, env file)
+	token   string   // admin token of the api and ws-proxy
 
 	// Host ports, bound to 127.0.0.1.
 	gatewayPort, apiPort, wsPort, natsPort int
@@ -179,7 +180,7 @@ func (s *stack) run(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	full := append(append([]string{}, s.compose[1:]...), "-p", s.name, "-f", filepath.Join(s.root, "compose.yaml"))
-	full = append(full, args...)
+	full = append(append(full, s.global...), args...)
 	cmd := exec.CommandContext(ctx, s.compose[0], full...)
 	cmd.Dir = s.root
 	cmd.Env = s.env
@@ -281,6 +282,12 @@ func (s *stack) down() {
 	if out, err := s.run(3*time.Minute, "down", "-v", "--remove-orphans", "-t", "5"); err != nil {
 		s.t.Logf("compose down: %v\n%s", err, out)
 	}
+}
+
+// useCluster selects the compose profile "cluster": three NATS nodes and
+// JetStream replicas 3 (deploy/compose/cluster.env), as `make up-cluster`.
+func (s *stack) useCluster() {
+	s.global = []string{"--profile", "cluster", "--env-file", filepath.Join(s.root, "deploy", "compose", "cluster.env")}
 }
 
 func (s *stack) gatewayAddr() string { return "127.0.0.1:" + strconv.Itoa(s.gatewayPort) }
