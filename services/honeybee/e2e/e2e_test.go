@@ -416,8 +416,33 @@ func waitStored(t *testing.T, url string, total int) map[uint64][]int {
 // Scenario 4: the NATS container restarted mid-stream: nodes stay
 // connected, and afterwards every event the nodes sent is in the stream:
 // counts and ids compared, zero lost, zero duplicated.
+//
+// Two faults: a restart (SIGTERM, the server shuts down cleanly) and a
+// crash (SIGKILL, down for 3 s, then started again).
 func TestNATSRestart(t *testing.T) {
-	s := newStack(t, "nats")
+	tests := []struct {
+		name  string
+		fault func(t *testing.T, s *stack)
+	}{
+		{name: "restart", fault: func(t *testing.T, s *stack) {
+			s.must(2*time.Minute, "restart", "-t", "10", "nats")
+		}},
+		{name: "kill", fault: func(t *testing.T, s *stack) {
+			ids := s.containers("nats")
+			if out, err := exec.Command("docker", "kill", ids[0]).CombinedOutput(); err != nil {
+				t.Fatalf("docker kill: %v: %s", err, out)
+			}
+			time.Sleep(3 * time.Second)
+			s.must(2*time.Minute, "start", "nats")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testNATSFault(t, tt.name, tt.fault) })
+	}
+}
+
+func testNATSFault(t *testing.T, name string, fault func(*testing.T, *stack)) {
+	s := newStack(t, "nats"+name)
 	s.up(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -450,7 +475,7 @@ func TestNATSRestart(t *testing.T) {
 		before += n.sentCount()
 	}
 	restartStart := time.Now()
-	s.must(2*time.Minute, "restart", "-t", "10", "nats")
+	fault(t, s)
 	restarted := time.Since(restartStart)
 	after := 0
 	for _, n := range nodes {
@@ -498,8 +523,8 @@ func TestNATSRestart(t *testing.T) {
 	if lostAll != 0 || dupAll != 0 || storedAll != total {
 		t.Errorf("stored %d of %d events: %d lost, %d duplicated; want all, 0, 0", storedAll, total, lostAll, dupAll)
 	}
-	t.Logf("MEASURED scenario 4: %d nodes sent %d events; NATS restarted (compose restart took %v) after %d had been sent, %d sent by the time it was back; api ready again %v after the restart began; node connection drops 0; stream holds %d: lost %d, duplicated %d",
-		nNodes, total, restarted.Round(time.Millisecond), before, after, apiBack.Round(time.Millisecond), storedAll, lostAll, dupAll)
+	t.Logf("MEASURED scenario 4 (%s): %d nodes sent %d events; NATS %s (fault to back up: %v) after %d had been sent, %d sent by the time it was back; api ready again %v after the fault began; node connection drops 0; stream holds %d: lost %d, duplicated %d",
+		name, nNodes, total, name, restarted.Round(time.Millisecond), before, after, apiBack.Round(time.Millisecond), storedAll, lostAll, dupAll)
 }
 
 // The cluster profile: three NATS nodes, stream and buckets with three
