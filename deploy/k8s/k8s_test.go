@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/goleak"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -386,14 +387,25 @@ func TestNATSConfig(t *testing.T) {
 		if !ok || cm.Name != "nats-config" {
 			continue
 		}
-		conf := cm.Data["nats.conf"]
-		for _, want := range []string{
-			"server_name: $POD_NAME", "store_dir: /data", "jetstream",
-			"nats-route://nats-0.nats-headless:6222", "nats-route://nats-1.nats-headless:6222", "nats-route://nats-2.nats-headless:6222",
-		} {
-			if !strings.Contains(conf, want) {
-				t.Errorf("nats.conf lacks %q", want)
-			}
+		// Parse it as the server in the image does, with the pod's env.
+		t.Setenv("POD_NAME", "nats-1")
+		var opts server.Options
+		if err := opts.ProcessConfigString(cm.Data["nats.conf"]); err != nil {
+			t.Fatalf("nats.conf: %v", err)
+		}
+		if opts.ServerName != "nats-1" || !opts.JetStream || opts.StoreDir != "/data" {
+			t.Errorf("server name %q, JetStream %v in %q; want nats-1, on, /data", opts.ServerName, opts.JetStream, opts.StoreDir)
+		}
+		var routes []string
+		for _, r := range opts.Routes {
+			routes = append(routes, r.Host)
+		}
+		slices.Sort(routes)
+		if want := []string{"nats-0.nats-headless:6222", "nats-1.nats-headless:6222", "nats-2.nats-headless:6222"}; !slices.Equal(routes, want) {
+			t.Errorf("routes %v, want %v", routes, want)
+		}
+		if opts.Cluster.Port != 6222 || opts.Port != 4222 || opts.HTTPPort != 8222 {
+			t.Errorf("ports client %d cluster %d monitor %d, want 4222, 6222, 8222", opts.Port, opts.Cluster.Port, opts.HTTPPort)
 		}
 		return
 	}
