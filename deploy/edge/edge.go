@@ -108,7 +108,6 @@ func (p *Proxy) Run(ctx context.Context) error {
 		}),
 		BaseContext:       func(net.Listener) context.Context { return connCtx },
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
 	}
 
 	var servers []*http.Server
