@@ -99,7 +99,8 @@ images: docker-check
 	@for i in $(IMAGES); do \
 		echo "docker build honeybee/$$i:$(HONEYBEE_TAG)"; \
 		v=$(VERSION); [ $$i = nats ] && v=$(NATS_SERVER_VERSION); \
-		docker build -q --build-arg VERSION=$$v -f deploy/docker/$$i.Dockerfile -t honeybee/$$i:$(HONEYBEE_TAG) $(DOCKER_CTX) >/dev/null || exit 1; \
+		out=$$(docker build -q --build-arg VERSION=$$v -f deploy/docker/$$i.Dockerfile -t honeybee/$$i:$(HONEYBEE_TAG) $(DOCKER_CTX) 2>&1) \
+			|| { echo "$$out"; exit 1; }; \
 	done
 	@docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^honeybee/' | grep ':$(HONEYBEE_TAG) '
 
