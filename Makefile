@@ -102,6 +102,7 @@ images: docker-check
 		out=$$(docker build -q --build-arg VERSION=$$v -f deploy/docker/$$i.Dockerfile -t honeybee/$$i:$(HONEYBEE_TAG) $(DOCKER_CTX) 2>&1) \
 			|| { echo "$$out"; exit 1; }; \
 	done
+	@docker image prune -f --filter label=org.opencontainers.image.vendor=HoneyBee >/dev/null # replaced builds
 	@docker images --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^honeybee/' | grep ':$(HONEYBEE_TAG) '
 
 # ---- compose --------------------------------------------------------------

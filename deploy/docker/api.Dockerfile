@@ -7,7 +7,8 @@
 # certificate from a public CA.
 FROM scratch
 ARG VERSION=dev
-LABEL org.opencontainers.image.title="honeybee-api" \
+LABEL org.opencontainers.image.vendor="HoneyBee" \
+      org.opencontainers.image.title="honeybee-api" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.description="HoneyBee api: REST API (9002, with /health /ready /metrics)."
 COPY api /api

@@ -7,7 +7,8 @@
 # certificate from a public CA.
 FROM scratch
 ARG VERSION=dev
-LABEL org.opencontainers.image.title="honeybee-edge" \
+LABEL org.opencontainers.image.vendor="HoneyBee" \
+      org.opencontainers.image.title="honeybee-edge" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.description="HoneyBee edge: one port (9003) in front of every ws-proxy replica; admin /healthz /readyz on 9080."
 COPY edge /edge

@@ -5,7 +5,8 @@
 # official image instead (see deploy/README.md).
 FROM scratch
 ARG VERSION=dev
-LABEL org.opencontainers.image.title="honeybee-nats" \
+LABEL org.opencontainers.image.vendor="HoneyBee" \
+      org.opencontainers.image.title="honeybee-nats" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.description="NATS server with JetStream for HoneyBee (4222 clients, 6222 routes, 8222 monitoring)."
 COPY nats-server /nats-server

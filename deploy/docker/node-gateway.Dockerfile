@@ -7,7 +7,8 @@
 # certificate from a public CA.
 FROM scratch
 ARG VERSION=dev
-LABEL org.opencontainers.image.title="honeybee-node-gateway" \
+LABEL org.opencontainers.image.vendor="HoneyBee" \
+      org.opencontainers.image.title="honeybee-node-gateway" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.description="HoneyBee node-gateway: Protocol v2 over TCP/TLS for nodes (9001), admin HTTP with /healthz /readyz /metrics (9101)."
 COPY node-gateway /node-gateway

@@ -7,7 +7,8 @@
 # certificate from a public CA.
 FROM scratch
 ARG VERSION=dev
-LABEL org.opencontainers.image.title="honeybee-ws-proxy" \
+LABEL org.opencontainers.image.vendor="HoneyBee" \
+      org.opencontainers.image.title="honeybee-ws-proxy" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.description="HoneyBee ws-proxy: live WebSocket stream (9003, with /health /ready /metrics)."
 COPY ws-proxy /ws-proxy
