@@ -45,6 +45,9 @@ type Core struct {
 	api     *api.Server
 	ws      *wsproxy.Proxy
 	ran     atomic.Bool
+	// natsFatal receives the embedded server's fatal errors (a port in
+	// use, a store it cannot open): its own logger would exit the process.
+	natsFatal chan string
 }
 
 // service is what the embedded core needs of each service.
@@ -76,13 +79,29 @@ func New(cfg Config, log zerolog.Logger) (*Core, error) {
 	if cfg.NATSMonitorListen != "" {
 		opts.HTTPHost, opts.HTTPPort, _ = hostPort(cfg.NATSMonitorListen)
 	}
+	// The server binds its ports only when it starts; try them now so that
+	// a port in use is reported at once, naming the setting.
+	for _, l := range []struct{ addr, setting string }{
+		{cfg.NATSListen, "HONEYBEE_NATS_LISTEN (-nats-listen)"},
+		{cfg.NATSMonitorListen, "HONEYBEE_NATS_MONITOR_LISTEN (-nats-monitor-listen)"},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", l.setting, err)
+		}
+		ln.Close()
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	ns.SetLoggerV2(natsLogger{log.With().Str("service", "nats").Logger()}, false, false, false)
+	fatal := make(chan string, 1)
+	ns.SetLoggerV2(natsLogger{log: log.With().Str("service", "nats").Logger(), fatal: fatal}, false, false, false)
 
-	c := &Core{cfg: cfg, log: log, ns: ns}
+	c := &Core{cfg: cfg, log: log, ns: ns, natsFatal: fatal}
 	inProcess := nats.InProcessServer(ns)
 	cfg.Gateway.NATSOptions = append(cfg.Gateway.NATSOptions, inProcess)
 	cfg.API.NATSOptions = append(cfg.API.NATSOptions, inProcess)
@@ -103,11 +122,10 @@ func New(cfg Config, log zerolog.Logger) (*Core, error) {
 }
 
 // abort releases the listeners of services that were created but will
-// not run: the services have no Close, and Run with a cancelled context
-// returns at once after closing them.
+// not serve: the services have no Close, and Run with a cancelled context
+// returns at once after closing them. Then the NATS server is shut down
+// (started or not).
 func (c *Core) abort(svcs ...service) {
-	go c.ns.Start()
-	c.ns.ReadyForConnections(natsStartTimeout)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, s := range svcs {
@@ -147,6 +165,9 @@ func (c *Core) Run(ctx context.Context) error {
 	}
 	if err := c.startNATS(ctx); err != nil {
 		c.abort(c.gateway, c.api, c.ws)
+		if ctx.Err() != nil {
+			return nil // stopped while NATS was starting
+		}
 		return err
 	}
 	if c.cfg.Out != nil {
@@ -188,16 +209,19 @@ func (c *Core) Run(ctx context.Context) error {
 }
 
 func (c *Core) startNATS(ctx context.Context) error {
-	go c.ns.Start()
-	ready := make(chan bool, 1)
-	go func() { ready <- c.ns.ReadyForConnections(natsStartTimeout) }()
-	select {
-	case ok := <-ready:
-		if !ok {
-			return fmt.Errorf("embedded NATS: not ready after %v (is %s in use?)", natsStartTimeout, c.cfg.NATSListen)
+	go c.ns.Start() // returns once the server runs, or after a fatal error
+	deadline := time.Now().Add(natsStartTimeout)
+	for !c.ns.ReadyForConnections(100 * time.Millisecond) {
+		select {
+		case msg := <-c.natsFatal:
+			return fmt.Errorf("embedded NATS: %s", msg)
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
 		}
-	case <-ctx.Done():
-		<-ready
+		if time.Now().After(deadline) {
+			return fmt.Errorf("embedded NATS: not ready after %v", natsStartTimeout)
+		}
 	}
 	if !c.ns.JetStreamEnabled() {
 		return errors.New("embedded NATS: JetStream did not start (see the nats log lines)")
@@ -284,12 +308,23 @@ func joinHostPorts(ips []net.IP, port int) string {
 	return s
 }
 
-// natsLogger sends the embedded server's log to zerolog.
-type natsLogger struct{ log zerolog.Logger }
+// natsLogger sends the embedded server's log to zerolog, and its fatal
+// errors to the core, which stops (the server's own logger would exit).
+type natsLogger struct {
+	log   zerolog.Logger
+	fatal chan<- string
+}
 
 func (l natsLogger) Noticef(format string, v ...any) { l.log.Info().Msgf(format, v...) }
 func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn().Msgf(format, v...) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error().Msgf(format, v...) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug().Msgf(format, v...) }
-func (l natsLogger) Tracef(format string, v ...any)  { l.log.Trace().Msgf(format, v...) }
+func (l natsLogger) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error().Msg(msg)
+	select {
+	case l.fatal <- msg:
+	default: // one is enough
+	}
+}
+func (l natsLogger) Errorf(format string, v ...any) { l.log.Error().Msgf(format, v...) }
+func (l natsLogger) Debugf(format string, v ...any) { l.log.Debug().Msgf(format, v...) }
+func (l natsLogger) Tracef(format string, v ...any) { l.log.Trace().Msgf(format, v...) }

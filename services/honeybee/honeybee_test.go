@@ -319,3 +319,57 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestNATSPortInUse: a taken NATS port is reported at once by New, naming
+// the setting, and nothing is left running.
+func TestNATSPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := testConfig(t, t.TempDir())
+	cfg.NATSListen = ln.Addr().String()
+	_, err = New(cfg, zerolog.New(io.Discard))
+	if err == nil || !strings.Contains(err.Error(), "HONEYBEE_NATS_LISTEN") {
+		t.Fatalf("New with the NATS port taken: %v, want an error naming HONEYBEE_NATS_LISTEN", err)
+	}
+}
+
+// TestNATSFatalStopsRun: when the server fails to start after New (the
+// port was taken in between), Run returns the error promptly instead of
+// waiting for the start timeout, and releases the services' listeners.
+func TestNATSFatalStopsRun(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NATSListen = probe.Addr().String()
+	probe.Close()
+	core, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", cfg.NATSListen) // someone else takes it now
+	if err != nil {
+		t.Skipf("could not take the port back: %v", err)
+	}
+	defer taken.Close()
+	done := make(chan error, 1)
+	go func() { done <- core.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "embedded NATS") {
+			t.Fatalf("Run = %v, want the embedded NATS error", err)
+		}
+	case <-time.After(natsStartTimeout / 2):
+		t.Fatal("Run still waiting for NATS after a fatal error")
+	}
+	// The gateway's listener was released: its address can be bound again.
+	l, err := net.Listen("tcp", core.GatewayAddr().String())
+	if err != nil {
+		t.Fatalf("gateway listener not released: %v", err)
+	}
+	l.Close()
+}
