@@ -69,10 +69,15 @@ type Report struct {
 	Seconds   float64                `json:"seconds"`
 	LoadStart string                 `json:"loadavg_start"`
 	LoadEnd   string                 `json:"loadavg_end"`
-	// OtherCPU is machine CPU time not used by the core or the load tool
-	// during the run; Busiest lists the processes that used most CPU.
-	OtherCPUSecs float64          `json:"other_cpu_s"`
+	// CPU seconds of the whole machine during the run (busy, summed over
+	// cores): the core's processes, the load tool with its children,
+	// interrupts (loopback networking), and everything else; Busiest
+	// lists the other processes that used the most.
 	TotalCPUSecs float64          `json:"total_busy_cpu_s"`
+	CoreCPUSecs  float64          `json:"core_cpu_s"`
+	LoadCPUSecs  float64          `json:"load_cpu_s"`
+	IRQCPUSecs   float64          `json:"irq_cpu_s"`
+	OtherCPUSecs float64          `json:"other_cpu_s"`
 	Busiest      []procstat.Named `json:"busiest"`
 	Errors       []string         `json:"errors,omitempty"`
 }
@@ -103,6 +108,9 @@ type ModeReport struct {
 	IdleWS       *idle.Result    `json:"idle_ws,omitempty"`
 	Fanout       []FanoutStep    `json:"fanout,omitempty"`
 	Errors       []string        `json:"errors,omitempty"`
+	// CoreCPUSecs is the CPU the core's processes used over their whole
+	// lives in this mode.
+	CoreCPUSecs float64 `json:"core_cpu_s"`
 }
 
 // FanoutStep is one offered event rate with many subscribers.
@@ -139,7 +147,7 @@ func sustain(ctx context.Context, log io.Writer, mode string, base drive.Config,
 	if fast == nil {
 		return nil
 	}
-	if lossless(fast) {
+	if lossless(fast) && fast.Latency.P99 < time.Second {
 		return fast
 	}
 	rate := 0.9 * fast.Events.E2ERate
@@ -204,7 +212,7 @@ func (c Config) phases() phases {
 			ingestNodes: 20, latencyNodes: 20, cmdNodes: 5}
 	}
 	return phases{rawMsgs: 300_000, sustain: 10 * time.Second, ingest: 20 * time.Second, latency: 30 * time.Second, commands: 15 * time.Second,
-		step: 8 * time.Second, settle: 10 * time.Second, steps: []float64{1000, 2000, 4000, 8000, 16000},
+		step: 8 * time.Second, settle: 10 * time.Second, steps: []float64{1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000},
 		ingestNodes: 50, latencyNodes: 100, cmdNodes: 20}
 }
 
@@ -239,109 +247,108 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := &Report{Date: time.Now().UTC(), Machine: machine(), Quick: cfg.Quick, Modes: map[string]*ModeReport{}}
 	rep.LoadStart, _ = procstat.LoadAvg()
-	busy0, _, _ := procstat.SystemCPU()
+	cpu0, _ := procstat.SystemCPU()
+	self0, _ := procstat.Read(os.Getpid())
 	snap0 := procstat.Snapshot()
 	start := time.Now()
-	var ours []procstat.Proc
 	for _, mode := range cfg.Modes {
 		if ctx.Err() != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: not run: %v", mode, ctx.Err()))
 			break
 		}
-		m, procs := runMode(ctx, cfg, mode)
+		m := runMode(ctx, cfg, mode)
 		rep.Modes[mode] = m
 		rep.Order = append(rep.Order, mode)
-		ours = append(ours, procs...)
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	rep.LoadEnd, _ = procstat.LoadAvg()
-	busy1, _, _ := procstat.SystemCPU()
+	cpu1, _ := procstat.SystemCPU()
+	self1, _ := procstat.Read(os.Getpid())
 	snap1 := procstat.Snapshot()
-	rep.TotalCPUSecs = (busy1 - busy0).Seconds()
-	self := os.Getpid()
-	isOurs := func(n procstat.Named) bool {
-		if n.PID == self || n.PPID == self {
-			return true
-		}
-		for _, p := range ours {
-			if p.PID == n.PID {
-				return true
-			}
-		}
-		return false
-	}
-	var oursCPU time.Duration
-	for _, n := range procstat.Busiest(snap0, snap1, 1<<30, nil) {
-		if isOurs(n) {
-			oursCPU += n.CPU
-		}
-	}
-	// Core processes of a mode are gone by now; their CPU was sampled
-	// while they ran.
+	rep.TotalCPUSecs = (cpu1.Busy - cpu0.Busy).Seconds()
+	rep.IRQCPUSecs = (cpu1.IRQ - cpu0.IRQ).Seconds()
+	// The load tool and the children it waited for: idle holders and the
+	// core processes (whose CPU is also in CoreCPUSecs).
+	rep.LoadCPUSecs = (self1.CPU - self0.CPU).Seconds()
+	children := (self1.ChildrenCPU - self0.ChildrenCPU).Seconds()
 	for _, m := range rep.Modes {
-		oursCPU += m.coreCPU()
+		rep.CoreCPUSecs += m.CoreCPUSecs
 	}
-	rep.OtherCPUSecs = max(rep.TotalCPUSecs-oursCPU.Seconds(), 0)
-	rep.Busiest = procstat.Busiest(snap0, snap1, 5, isOurs)
+	rep.LoadCPUSecs += max(children-rep.CoreCPUSecs, 0)
+	rep.OtherCPUSecs = max(rep.TotalCPUSecs-rep.IRQCPUSecs-rep.LoadCPUSecs-rep.CoreCPUSecs, 0)
+	self := os.Getpid()
+	rep.Busiest = procstat.Busiest(snap0, snap1, 5, func(n procstat.Named) bool { return n.PID == self || n.PPID == self })
 	for i := range rep.Busiest {
 		rep.Busiest[i].CPU = rep.Busiest[i].CPU.Round(10 * time.Millisecond)
 	}
 	return rep, nil
 }
 
-// coreCPU sums the CPU the core's processes used in the measured phases.
-func (m *ModeReport) coreCPU() time.Duration {
-	var total float64
-	add := func(r *drive.Result) {
-		if r == nil {
-			return
-		}
-		for _, p := range r.Processes {
-			if p.Name != "load" {
-				total += p.CPUSecs
-			}
-		}
-	}
-	add(m.Ingest)
-	for _, r := range m.SustainTries {
-		add(r)
-	}
-	add(m.Latency)
-	add(m.Commands)
-	for _, s := range m.Fanout {
-		add(s.Result)
-	}
-	return time.Duration(total * float64(time.Second))
-}
-
-func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procstat.Proc) {
+func runMode(ctx context.Context, cfg Config, mode string) *ModeReport {
 	m := &ModeReport{Mode: mode}
 	ph := cfg.phases()
 	log := cfg.Log
-	prof, err := newProfiler(cfg.PerfDir, log)
-	if err != nil {
-		m.fail(err)
-	}
-	fmt.Fprintf(log, "\n=== %s: starting the core\n", mode)
 	token := randomToken()
-	st, err := startCore(ctx, cfg, mode, token)
+	// Idle connections first, each on fresh processes with an empty store
+	// (separate mode only: the targets are per gateway and per ws-proxy
+	// process). A flood of node state changes left by one phase must not
+	// weigh on the next one's memory.
+	if mode == Separate && cfg.MeasureIdle != nil {
+		if cfg.IdleNodes > 0 && ctx.Err() == nil {
+			withCore(ctx, cfg, mode, "idle-nodes", token, m, func(st *stack, base drive.Config) {
+				fmt.Fprintf(log, "\n--- %s: %d idle node connections\n", mode, cfg.IdleNodes)
+				ic := idle.Config{Kind: idle.Nodes, Count: cfg.IdleNodes, GatewayAddr: base.GatewayAddr,
+					Heartbeat: 30 * time.Second, SrcIPs: 8, DialParallel: 128}
+				r, err := cfg.MeasureIdle(ctx, ic, token, "node-gateway="+strconv.Itoa(st.pid("node-gateway")), ph.settle, log)
+				if err != nil {
+					m.fail(fmt.Errorf("idle nodes: %w", err))
+				}
+				if r.PID != 0 {
+					m.IdleNodes = &r
+				}
+			})
+		}
+		if cfg.IdleWS > 0 && ctx.Err() == nil {
+			withCore(ctx, cfg, mode, "idle-ws", token, m, func(st *stack, base drive.Config) {
+				fmt.Fprintf(log, "\n--- %s: %d idle WebSocket clients\n", mode, cfg.IdleWS)
+				ic := idle.Config{Kind: idle.WS, Count: cfg.IdleWS, WSURL: base.WSURL, SrcIPs: 8, DialParallel: 128}
+				r, err := cfg.MeasureIdle(ctx, ic, token, "ws-proxy="+strconv.Itoa(st.pid("ws-proxy")), ph.settle, log)
+				if err != nil {
+					m.fail(fmt.Errorf("idle ws: %w", err))
+				}
+				if r.PID != 0 {
+					m.IdleWS = &r
+				}
+			})
+		}
+	}
+	if ctx.Err() != nil {
+		return m
+	}
+	withCore(ctx, cfg, mode, "load", token, m, func(st *stack, base drive.Config) {
+		activePhases(ctx, cfg, mode, st, base, m)
+	})
+	return m
+}
+
+// withCore starts a fresh core (its own data directory), runs f, stops
+// the core and adds the CPU its processes used over their whole life.
+func withCore(ctx context.Context, cfg Config, mode, name, token string, m *ModeReport, f func(*stack, drive.Config)) {
+	fmt.Fprintf(cfg.Log, "\n=== %s: starting the core (%s)\n", mode, name)
+	st, err := startCore(ctx, cfg, mode, name, token)
 	if err != nil {
 		m.fail(err)
 		if st != nil {
+			m.CoreCPUSecs += st.cpu.Seconds()
 			_ = st.stop()
 		}
-		return m, nil
-	}
-	var procs []procstat.Proc
-	for _, s := range st.specs() {
-		if p, err := procstat.Resolve([]string{s}); err == nil {
-			procs = append(procs, p...)
-		}
+		return
 	}
 	defer func() {
 		if err := st.stop(); err != nil {
 			m.fail(err)
 		}
+		m.CoreCPUSecs += st.cpu.Seconds()
 	}()
 	p := cfg.Ports
 	base := drive.DefaultConfig()
@@ -352,40 +359,25 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 	base.APIToken, base.WSToken = token, token
 	base.Procs = append(st.specs(), "load="+strconv.Itoa(os.Getpid()))
 	base.Progress = time.Second
+	f(st, base)
+	if err := st.alive(); err != nil {
+		m.fail(err)
+	}
+}
 
-	// Idle connections first, on fresh processes (separate mode only: the
-	// targets are per gateway and per ws-proxy process).
-	if mode == Separate && cfg.MeasureIdle != nil {
-		if cfg.IdleNodes > 0 {
-			fmt.Fprintf(log, "\n--- %s: %d idle node connections\n", mode, cfg.IdleNodes)
-			ic := idle.Config{Kind: idle.Nodes, Count: cfg.IdleNodes, GatewayAddr: base.GatewayAddr,
-				Heartbeat: 30 * time.Second, SrcIPs: 8, DialParallel: 128}
-			r, err := cfg.MeasureIdle(ctx, ic, token, "node-gateway="+strconv.Itoa(st.pid("node-gateway")), ph.settle, log)
-			if err != nil {
-				m.fail(fmt.Errorf("idle nodes: %w", err))
-			}
-			if r.PID != 0 {
-				m.IdleNodes = &r
-			}
-			if err := st.alive(); err != nil {
-				m.fail(err)
-				return m, procs
-			}
-		}
-		if cfg.IdleWS > 0 {
-			fmt.Fprintf(log, "\n--- %s: %d idle WebSocket clients\n", mode, cfg.IdleWS)
-			ic := idle.Config{Kind: idle.WS, Count: cfg.IdleWS, WSURL: base.WSURL, SrcIPs: 8, DialParallel: 128}
-			r, err := cfg.MeasureIdle(ctx, ic, token, "ws-proxy="+strconv.Itoa(st.pid("ws-proxy")), ph.settle, log)
-			if err != nil {
-				m.fail(fmt.Errorf("idle ws: %w", err))
-			}
-			if r.PID != 0 {
-				m.IdleWS = &r
-			}
-			if err := st.alive(); err != nil {
-				m.fail(err)
-				return m, procs
-			}
+// activePhases runs raw publish, ingest, latency, commands and fan-out on
+// one core.
+func activePhases(ctx context.Context, cfg Config, mode string, st *stack, base drive.Config, m *ModeReport) {
+	ph := cfg.phases()
+	log := cfg.Log
+	prof, err := newProfiler(cfg.PerfDir, log)
+	if err != nil {
+		m.fail(err)
+	}
+	var procs []procstat.Proc
+	for _, s := range st.specs() {
+		if p, err := procstat.Resolve([]string{s}); err == nil {
+			procs = append(procs, p...)
 		}
 	}
 
@@ -394,7 +386,7 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 	payload, err := EventPayload()
 	if err != nil {
 		m.fail(err)
-		return m, procs
+		return
 	}
 	raw, err := jsbench.Run(ctx, jsbench.Config{URL: base.NATSURL, Msgs: ph.rawMsgs, Payload: payload, MsgID: true})
 	if err != nil {
@@ -404,7 +396,8 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 		fmt.Fprintf(log, "raw: %.0f msgs/s of %d B (%.1f MB/s), %d stored, %d errors\n", raw.MsgsPerSec, raw.Size, raw.MBPerSec, raw.Stored, raw.Errors)
 	}
 
-	// (2) End-to-end ingest as fast as the core accepts.
+	// (2) End-to-end ingest as fast as the core accepts, then the fastest
+	// lossless paced rate.
 	ingest := base
 	ingest.Nodes, ingest.Rate, ingest.Subscribers, ingest.Duration = ph.ingestNodes, 0, 1, ph.ingest
 	wait := prof.record(ctx, mode+"-ingest", procs, 3*time.Second, ingest.Duration-5*time.Second)
@@ -439,17 +432,13 @@ func runMode(ctx context.Context, cfg Config, mode string) (*ModeReport, []procs
 				break
 			}
 			ok := r.Events.Lost == 0 && r.Subscribers.Closed == 0 && r.Subscribers.Connected == cfg.FanoutSubs &&
-				r.Events.SendRate >= 0.95*rate
+				r.Events.SendRate >= 0.95*rate && r.Latency.P99 < time.Second
 			m.Fanout = append(m.Fanout, FanoutStep{Rate: rate, Subs: cfg.FanoutSubs, Sustained: ok, Result: r})
 			if !ok {
 				break
 			}
 		}
 	}
-	if err := st.alive(); err != nil {
-		m.fail(err)
-	}
-	return m, procs
 }
 
 // phase runs one drive scenario and logs its table.
@@ -469,10 +458,10 @@ func phase(ctx context.Context, log io.Writer, mode, title string, cfg drive.Con
 	return &r
 }
 
-func startCore(ctx context.Context, cfg Config, mode, token string) (*stack, error) {
-	st := &stack{mode: mode, ports: cfg.Ports}
+func startCore(ctx context.Context, cfg Config, mode, name, token string) (*stack, error) {
+	st := &stack{mode: mode + "-" + name, ports: cfg.Ports}
 	p := cfg.Ports
-	data := filepath.Join(cfg.WorkDir, mode+"-data")
+	data := filepath.Join(cfg.WorkDir, mode+"-"+name+"-data")
 	logs := filepath.Join(cfg.WorkDir, "logs")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err

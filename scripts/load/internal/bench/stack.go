@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/honeybee/core/scripts/load/internal/procstat"
 )
 
 // Ports of one core under test.
@@ -43,6 +45,8 @@ type stack struct {
 	mode  string
 	procs []*process
 	ports Ports
+	// cpu is what the processes used over their lives, read by stop.
+	cpu time.Duration
 }
 
 func (s *stack) start(ctx context.Context, name, bin string, args []string, env []string, logDir string) (*process, error) {
@@ -94,6 +98,9 @@ func (s *stack) stop() error {
 			p.log.Close()
 			continue
 		default:
+		}
+		if smp, err := procstat.Read(p.cmd.Process.Pid); err == nil {
+			s.cpu += smp.CPU
 		}
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		select {

@@ -17,8 +17,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "HoneyBee Core benchmark, %s, %.0fs\n", r.Date.Format(time.RFC3339), r.Seconds)
 	fmt.Fprintf(w, "machine: %s, %d cores, %s RAM, Linux %s, %s, open files %d\n",
 		r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Machine.Kernel, r.Machine.Go, r.Machine.NoFile)
-	fmt.Fprintf(w, "load average at start %s, at end %s; CPU used by other processes during the run: %.1f s of %.1f s busy\n",
-		r.LoadStart, r.LoadEnd, r.OtherCPUSecs, r.TotalCPUSecs)
+	fmt.Fprintf(w, "load average at start %s, at end %s\n", r.LoadStart, r.LoadEnd)
+	fmt.Fprintf(w, "CPU during the run: %.1f s busy = core %.1f s + load tool %.1f s + interrupts %.1f s + other processes %.1f s\n",
+		r.TotalCPUSecs, r.CoreCPUSecs, r.LoadCPUSecs, r.IRQCPUSecs, r.OtherCPUSecs)
 	if len(r.Busiest) > 0 {
 		var names []string
 		for _, b := range r.Busiest {

@@ -24,12 +24,14 @@ const clockTick = 100
 
 // Sample is a process's counters at one moment.
 type Sample struct {
-	PID     int
-	At      time.Time
-	CPU     time.Duration // user + system time so far
-	RSS     int64         // resident set size, bytes
-	HWM     int64         // peak resident set size, bytes
-	Threads int
+	PID int
+	At  time.Time
+	CPU time.Duration // user + system time so far
+	// ChildrenCPU is the user + system time of waited-for children.
+	ChildrenCPU time.Duration
+	RSS         int64 // resident set size, bytes
+	HWM         int64 // peak resident set size, bytes
+	Threads     int
 }
 
 // Root is the proc file system's mount point (a variable for tests).
@@ -43,11 +45,11 @@ func Read(pid int) (Sample, error) {
 	if err != nil {
 		return s, err
 	}
-	cpu, err := parseStat(stat)
+	cpu, children, err := parseStatChildren(stat)
 	if err != nil {
 		return s, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	s.CPU = cpu
+	s.CPU, s.ChildrenCPU = cpu, children
 	status, err := os.ReadFile(filepath.Join(dir, "status"))
 	if err != nil {
 		return s, err
@@ -60,21 +62,31 @@ func Read(pid int) (Sample, error) {
 // name (field 2) may hold spaces and parentheses, so fields are counted
 // after its last ')'.
 func parseStat(b []byte) (time.Duration, error) {
+	cpu, _, err := parseStatChildren(b)
+	return cpu, err
+}
+
+// parseStatChildren also returns cutime+cstime (fields 16 and 17).
+func parseStatChildren(b []byte) (self, children time.Duration, err error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, errors.New("malformed stat")
+		return 0, 0, errors.New("malformed stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); utime is field 14, stime field 15.
-	if len(f) < 13 {
-		return 0, errors.New("short stat")
+	// f[0] is field 3 (state); utime is field 14, stime 15, cutime 16, cstime 17.
+	if len(f) < 15 {
+		return 0, 0, errors.New("short stat")
 	}
-	ut, err1 := strconv.ParseUint(f[11], 10, 64)
-	st, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, errors.New("malformed utime/stime")
+	var v [4]uint64
+	for k := range v {
+		n, err := strconv.ParseInt(f[11+k], 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, errors.New("malformed utime/stime")
+		}
+		v[k] = uint64(n)
 	}
-	return time.Duration(ut+st) * time.Second / clockTick, nil
+	tick := func(t uint64) time.Duration { return time.Duration(t) * time.Second / clockTick }
+	return tick(v[0] + v[1]), tick(v[2] + v[3]), nil
 }
 
 func parseStatus(b []byte) (rss, hwm int64, threads int) {
@@ -273,23 +285,29 @@ func LoadAvg() (string, error) {
 	return strings.Join(f[:3], " "), nil
 }
 
-// SystemCPU returns the busy and total CPU time of the whole machine
-// since boot, summed over cores (from the first line of /proc/stat).
-func SystemCPU() (busy, total time.Duration, err error) {
+// CPUTimes are the machine's CPU times since boot, summed over cores.
+type CPUTimes struct {
+	Busy  time.Duration // everything but idle and iowait (includes IRQ)
+	IRQ   time.Duration // hard and soft interrupts (loopback networking shows here)
+	Total time.Duration
+}
+
+// SystemCPU reads the first line of /proc/stat.
+func SystemCPU() (CPUTimes, error) {
 	b, err := os.ReadFile(filepath.Join(Root, "stat"))
 	if err != nil {
-		return 0, 0, err
+		return CPUTimes{}, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
 	f := strings.Fields(line)
 	if len(f) < 8 || f[0] != "cpu" {
-		return 0, 0, errors.New("malformed /proc/stat")
+		return CPUTimes{}, errors.New("malformed /proc/stat")
 	}
 	var vals []uint64
 	for _, s := range f[1:] {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return 0, 0, errors.New("malformed /proc/stat")
+			return CPUTimes{}, errors.New("malformed /proc/stat")
 		}
 		vals = append(vals, v)
 	}
@@ -305,5 +323,5 @@ func SystemCPU() (busy, total time.Duration, err error) {
 		}
 	}
 	tick := func(v uint64) time.Duration { return time.Duration(v) * time.Second / clockTick }
-	return tick(all - idle), tick(all), nil
+	return CPUTimes{Busy: tick(all - idle), IRQ: tick(vals[5] + vals[6]), Total: tick(all)}, nil
 }

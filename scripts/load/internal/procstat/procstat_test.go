@@ -20,6 +20,10 @@ func TestParseStat(t *testing.T) {
 		{"1 (a) b) c) R 0 1 1 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 1 1 1 1", 100 * time.Millisecond},
 	}
 	for _, tt := range tests {
+		_, children, _ := parseStatChildren([]byte(tt.give))
+		if children != 0 {
+			t.Errorf("children of %q = %v, want 0", tt.give, children)
+		}
 		got, err := parseStat([]byte(tt.give))
 		if err != nil || got != tt.want {
 			t.Errorf("parseStat(%q) = %v, %v; want %v", tt.give, got, err, tt.want)
@@ -91,9 +95,9 @@ func TestSnapshotBusiestSystem(t *testing.T) {
 	if len(top) > 3 {
 		t.Errorf("Busiest returned %d, want at most 3", len(top))
 	}
-	busy, total, err := SystemCPU()
-	if err != nil || total <= 0 || busy > total {
-		t.Errorf("SystemCPU = %v %v %v", busy, total, err)
+	c, err := SystemCPU()
+	if err != nil || c.Total <= 0 || c.Busy > c.Total || c.IRQ > c.Busy {
+		t.Errorf("SystemCPU = %+v, %v", c, err)
 	}
 	if la, err := LoadAvg(); err != nil || la == "" {
 		t.Errorf("LoadAvg = %q, %v", la, err)
