@@ -65,10 +65,14 @@ test:
 		$(MAKE) --no-print-directory test-go; \
 	fi
 
-# Every module is tested even when one fails; the failures are listed at the end.
+# Every module is tested even when one fails; the failures are listed at the
+# end. A module's e2e package runs verbosely, so that what each end-to-end
+# test measured (its MEASURED log line) is printed.
 test-go:
 	@failed=; for m in $(MODULES); do echo "== test $$m"; \
-		(cd $$m && HONEYBEE_E2E=$(HONEYBEE_E2E) HONEYBEE_COMPOSE="$(COMPOSE)" $(GO) test -race -count=1 -timeout 20m ./...) || failed="$$failed $$m"; \
+		(cd $$m && export HONEYBEE_E2E=$(HONEYBEE_E2E) HONEYBEE_COMPOSE="$(COMPOSE)" && \
+			$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/e2e$$') && \
+			if [ -d e2e ]; then $(GO) test -race -count=1 -timeout 20m -v ./e2e/; fi) || failed="$$failed $$m"; \
 	done; if [ -n "$$failed" ]; then echo "FAILED modules:$$failed"; exit 1; fi
 
 lint:
