@@ -149,7 +149,7 @@ func (h *handler) listNodes(c echo.Context) error {
 	}
 	body = append(body, `],"next_cursor":`...)
 	if more && len(recs) > 0 {
-		body = appendString(body, encodeCursor("n", strconv.FormatUint(recs[len(recs)-1].NodeID, 10)))
+		body = bus.AppendJSONStringNoEscapeHTML(body, encodeCursor("n", strconv.FormatUint(recs[len(recs)-1].NodeID, 10)))
 	} else {
 		body = append(body, "null"...)
 	}

@@ -139,7 +139,7 @@ func (s *Session) touch(now time.Time) {
 // publishEvent hands an attack event to the publisher, waiting for room in
 // the unacknowledged window: while it waits the socket is not read.
 func (s *Session) publishEvent(ev bus.AttackEvent, now time.Time) {
-	data := appendAttackEvent(make([]byte, 0, 320+len(ev.Data)+len(ev.PotID)), &ev)
+	data := ev.AppendJSON(make([]byte, 0, 320+len(ev.Data)+len(ev.PotID)))
 	subject := s.h.d.Contract.Event(s.nodeID, ev.PotID)
 	if _, err := s.h.d.Publisher.Publish(s.ctx, subject, ev.EventID, data, now); err != nil {
 		// Only when the drain deadline passed or the publisher closed.
