@@ -28,14 +28,18 @@ import (
 
 // Result is everything one scenario measured.
 type Result struct {
-	Started     time.Time        `json:"started"`
-	Config      Config           `json:"config"`
-	Nodes       NodeResult       `json:"nodes"`
-	Events      EventResult      `json:"events"`
-	Latency     stats.Summary    `json:"latency"`
-	Subscribers SubscriberResult `json:"subscribers"`
-	Commands    *CommandResult   `json:"commands,omitempty"`
-	Processes   []procstat.Usage `json:"processes,omitempty"`
+	Started time.Time     `json:"started"`
+	Config  Config        `json:"config"`
+	Nodes   NodeResult    `json:"nodes"`
+	Events  EventResult   `json:"events"`
+	Latency stats.Summary `json:"latency"`
+	// LatencyIngest is send -> gateway received_at; LatencyDelivery is
+	// received_at -> subscriber (the rest of the path).
+	LatencyIngest   stats.Summary    `json:"latency_ingest"`
+	LatencyDelivery stats.Summary    `json:"latency_delivery"`
+	Subscribers     SubscriberResult `json:"subscribers"`
+	Commands        *CommandResult   `json:"commands,omitempty"`
+	Processes       []procstat.Usage `json:"processes,omitempty"`
 	// Errors holds the first errors met (connections, commands, ...).
 	Errors []string `json:"errors,omitempty"`
 }
@@ -289,7 +293,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 			ev.StoreLost = max(int64(sent)-int64(n), 0)
 		}
 	}
-	var lat stats.Histogram
+	var lat, latIn, latOut stats.Histogram
 	var lastAt time.Time
 	reasons := map[string]int{}
 	for i, s := range subs {
@@ -303,6 +307,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 		ev.Duplicated += s.Tracker.Duplicates()
 		ev.Deliveries += d
 		lat.Merge(&s.Latency)
+		latIn.Merge(&s.Ingest)
+		latOut.Merge(&s.Delivery)
 		if t := s.LastAt(); t.After(lastAt) {
 			lastAt = t
 		}
@@ -317,6 +323,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 	}
 	res.Events = ev
 	res.Latency = lat.Summary()
+	res.LatencyIngest, res.LatencyDelivery = latIn.Summary(), latOut.Summary()
 	res.Subscribers.Closed = int(subClosed.Load())
 	if len(reasons) > 0 {
 		res.Subscribers.CloseReasons = reasons

@@ -303,6 +303,9 @@ func TestRunCountsEverything(t *testing.T) {
 	if e.Deliveries != 2*e.Sent || res.Latency.Count != 2*e.Sent || e.E2ERate <= 0 {
 		t.Errorf("deliveries %d latency samples %d e2e %.0f; want %d, %d, > 0", e.Deliveries, res.Latency.Count, e.E2ERate, 2*e.Sent, 2*e.Sent)
 	}
+	if res.LatencyIngest.Count != 2*e.Sent || res.LatencyDelivery.Count != 2*e.Sent {
+		t.Errorf("latency split: %d and %d samples, want %d each", res.LatencyIngest.Count, res.LatencyDelivery.Count, 2*e.Sent)
+	}
 	cm := res.Commands
 	if cm == nil || cm.Sent == 0 || cm.Errors != 0 || cm.Undelivered != 0 || cm.Incomplete != 0 || cm.Complete.Count != uint64(cm.Sent) {
 		t.Errorf("commands %+v: want all complete; errors %q", cm, res.Errors)

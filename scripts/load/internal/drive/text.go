@@ -50,6 +50,8 @@ func (r Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "delivered\treceived(min) %d  lost(max) %d  duplicated %d  e2e %.0f/s  deliveries %d (%.0f/s)\n",
 			e.Received, e.Lost, e.Duplicated, e.E2ERate, e.Deliveries, e.DeliveryRate)
 		fmt.Fprintf(tw, "latency\t%s\n", pcts(r.Latency))
+		fmt.Fprintf(tw, "  node->gateway\t%s\n", pcts(r.LatencyIngest))
+		fmt.Fprintf(tw, "  gateway->client\t%s\n", pcts(r.LatencyDelivery))
 	}
 	if cm := r.Commands; cm != nil {
 		fmt.Fprintf(tw, "commands\tsent %d  errors %d  undelivered %d  incomplete %d  failed %d\n", cm.Sent, cm.Errors, cm.Undelivered, cm.Incomplete, cm.Failed)

@@ -89,6 +89,11 @@ type Subscriber struct {
 	// Filled by Run; read after it returns.
 	Tracker stats.Tracker
 	Latency stats.Histogram
+	// Ingest is send -> the gateway's received_at; Delivery is
+	// received_at -> arrival here (both from the frame's received_at,
+	// same machine clock).
+	Ingest   stats.Histogram
+	Delivery stats.Histogram
 	// CloseStatus and CloseReason are set when the server closed the
 	// connection (e.g. policy violation, "slow consumer"); -1 otherwise.
 	CloseStatus websocket.StatusCode
@@ -123,7 +128,28 @@ func (s *Subscriber) LastAt() time.Time {
 // Frames returns how many frames arrived so far.
 func (s *Subscriber) Frames() uint64 { return s.frames.Load() }
 
-var eventType = []byte(`"type":"event"`)
+var (
+	eventType   = []byte(`"type":"event"`)
+	receivedKey = []byte(`"received_at":"`)
+)
+
+// receivedAt returns the event's received_at in Unix ns.
+func receivedAt(b []byte) (int64, bool) {
+	i := bytes.Index(b, receivedKey)
+	if i < 0 {
+		return 0, false
+	}
+	b = b[i+len(receivedKey):]
+	j := bytes.IndexByte(b, '"')
+	if j < 0 {
+		return 0, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(b[:j]))
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixNano(), true
+}
 
 // Run reads frames until ctx ends (then it closes normally and returns
 // nil) or the connection fails (it returns the error; a close by the
@@ -161,6 +187,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		s.received.Add(1)
 		if !s.Tracker.Add(m.Node, m.Seq) {
 			s.Latency.Record(time.Duration(now - m.SentNS))
+			if at, ok := receivedAt(b); ok {
+				s.Ingest.Record(time.Duration(at - m.SentNS))
+				s.Delivery.Record(time.Duration(now - at))
+			}
 			s.lastAt.Store(now)
 			s.distinct.Add(1)
 		}

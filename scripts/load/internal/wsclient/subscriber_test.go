@@ -48,7 +48,8 @@ func streamServer(t *testing.T, frames []string, code websocket.StatusCode, reas
 }
 
 func frame(m marker.Mark) string {
-	return fmt.Sprintf(`{"type":"event","seq":1,"data":{"event_type":"x","data":{"load":%q}}}`, m.String())
+	at := time.Unix(0, m.SentNS).Add(time.Millisecond).UTC().Format(time.RFC3339Nano)
+	return fmt.Sprintf(`{"type":"event","seq":1,"data":{"event_type":"x","received_at":%q,"data":{"load":%q}}}`, at, m.String())
 }
 
 func wsURL(srv *httptest.Server) string {
@@ -83,6 +84,9 @@ func TestSubscriberCountsAndCloseReason(t *testing.T) {
 	}
 	if s.Distinct() != 3 {
 		t.Errorf("Distinct() = %d, want 3", s.Distinct())
+	}
+	if s.Ingest.Count() != 3 || s.Ingest.Quantile(0.5) != time.Millisecond {
+		t.Errorf("ingest latency: %d samples, median %v; want 3, 1ms", s.Ingest.Count(), s.Ingest.Quantile(0.5))
 	}
 	if s.Latency.Count() != 3 {
 		t.Errorf("latency samples %d, want 3 (one per distinct event)", s.Latency.Count())
