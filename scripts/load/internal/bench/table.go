@@ -103,6 +103,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	latRow("latency at 1,000 events/s p50", "< 1 ms", func(r drive.Result) time.Duration { return r.Latency.P50 }, time.Millisecond)
 	latRow("latency at 1,000 events/s p99", "< 2 ms", func(r drive.Result) time.Duration { return r.Latency.P99 }, 2*time.Millisecond)
+	row("  p99 node->gateway / gateway->client", "", func(m *ModeReport) string {
+		if m.Latency == nil || m.Latency.LatencyIngest.Count == 0 {
+			return ""
+		}
+		return ms(m.Latency.LatencyIngest.P99) + " / " + ms(m.Latency.LatencyDelivery.P99)
+	})
 	row("  latency run sent / lost", "0 lost", func(m *ModeReport) string {
 		if m.Latency == nil {
 			return ""
