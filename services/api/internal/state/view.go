@@ -70,7 +70,7 @@ func (v *View) Run(ctx context.Context, nodes, pots jetstream.KeyValue) error {
 			return nil
 		case e, ok := <-nu:
 			if !ok {
-				return errWatchEnded
+				return v.ended(ctx)
 			}
 			if e == nil {
 				nodesDone = true
@@ -79,7 +79,7 @@ func (v *View) Run(ctx context.Context, nodes, pots jetstream.KeyValue) error {
 			}
 		case e, ok := <-pu:
 			if !ok {
-				return errWatchEnded
+				return v.ended(ctx)
 			}
 			if e == nil {
 				potsDone = true
@@ -318,6 +318,17 @@ func (v *View) GatewayIDs() []string {
 }
 
 var errWatchEnded = errors.New("bucket watch ended")
+
+// ended is what Run returns when a watch's channel closes. The watches
+// subscribe with ctx, so cancelling ctx also closes their channels; which of
+// ctx.Done and the closed channel the select sees first is chance, and a
+// cancelled ctx is a clean stop either way.
+func (v *View) ended(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return errWatchEnded
+}
 
 // ErrNotSynced is returned by Wait when ctx ends before the view synced.
 var ErrNotSynced = errors.New("state view not synced")

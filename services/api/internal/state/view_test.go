@@ -117,6 +117,49 @@ func TestViewPaging(t *testing.T) {
 	}
 }
 
+// closingKV is a bucket whose watches end when their ctx is cancelled, as
+// the NATS client's do (it subscribes with the ctx).
+type closingKV struct{ jetstream.KeyValue }
+
+type closedWatch struct{ ch chan jetstream.KeyValueEntry }
+
+func (w closedWatch) Updates() <-chan jetstream.KeyValueEntry { return w.ch }
+func (w closedWatch) Stop() error                             { return nil }
+
+func (closingKV) WatchAll(ctx context.Context, _ ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	ch := make(chan jetstream.KeyValueEntry)
+	if ctx.Err() != nil {
+		close(ch)
+	}
+	return closedWatch{ch}, nil
+}
+
+// TestViewRunStopsCleanly: cancelling ctx is a clean stop even when Run
+// sees the watch channels closed (by the cancellation) before ctx.Done. The
+// select between the two is random, so the case is tried many times.
+func TestViewRunStopsCleanly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 {
+		if err := New(zerolog.Nop()).Run(ctx, closingKV{}, closingKV{}); err != nil {
+			t.Fatalf("Run after cancel = %v, want nil", err)
+		}
+	}
+	// A watch that ends while ctx is live is still an error.
+	if err := New(zerolog.Nop()).Run(context.Background(), endedKV{}, endedKV{}); err == nil {
+		t.Fatal("Run with ended watches = nil, want an error")
+	}
+}
+
+// endedKV is a bucket whose watches have already ended.
+type endedKV struct{ jetstream.KeyValue }
+
+func (endedKV) WatchAll(context.Context, ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	ch := make(chan jetstream.KeyValueEntry)
+	close(ch)
+	return closedWatch{ch}, nil
+}
+
 func TestGatewaysAlive(t *testing.T) {
 	srv := testbus.Server(t)
 	b := testbus.MustCreate(t, testbus.Connect(t, srv), bus.Default())
