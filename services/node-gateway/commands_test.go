@@ -108,6 +108,10 @@ func TestCommands(t *testing.T) {
 			if r != (bus.CommandReply{CommandID: id, NodeID: 31, NodeIDStr: "31", Delivered: true}) {
 				t.Errorf("reply %+v", r)
 			}
+			// The record is stored before the reply: a reader can GET it at once.
+			if rec, ok := tg.commandRecord(t, id); !ok || !rec.Delivered {
+				t.Errorf("right after the reply the command record is %+v (found %v), want it stored and delivered", rec, ok)
+			}
 			// The exact bytes the node receives.
 			_ = n.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			frame, err := n.r.Next()

@@ -26,6 +26,9 @@ const (
 	maxProgress = 32
 	// broadcastWait bounds how long a broadcast waits for its writes.
 	broadcastWait = 2 * time.Second
+	// recordWait bounds how long a command's reply waits for its record to
+	// be stored, so that a GET right after the reply finds it.
+	recordWait = 2 * time.Second
 )
 
 // Command outcomes (label "outcome" of CommandsTotal).
@@ -127,7 +130,7 @@ func (h *Hub) handleCommand(msg *nats.Msg) {
 		fail(invalid(err.Error()))
 		return
 	}
-	s.deliver(cmdID, cmd, func(err error) {
+	s.deliver(cmdID, cmd, true, func(err error) {
 		if err != nil {
 			fail(deliveryError(err))
 			return
@@ -157,8 +160,10 @@ func commandID(id string) (string, *serviceError) {
 }
 
 // deliver writes cmd to the node and records it; done gets the write's
-// outcome (nil: written to the socket).
-func (s *Session) deliver(cmdID string, cmd proto.Command, done func(error)) {
+// outcome (nil: written to the socket). With stored, done(nil) is called
+// only once the record is in the commands bucket (or recordWait passed),
+// so whoever gets the reply can read the command at once.
+func (s *Session) deliver(cmdID string, cmd proto.Command, stored bool, done func(error)) {
 	data, err := proto.AppendEnvelope(nil, &proto.NodeCommand{NodeID: s.nodeID, Command: cmd})
 	if err != nil {
 		done(err)
@@ -196,9 +201,25 @@ func (s *Session) deliver(cmdID string, cmd proto.Command, done func(error)) {
 			return
 		}
 		rec.Update(func(r *bus.CommandRecord) { r.Delivered = true })
-		s.h.d.Writer.Mark(rec)
 		s.log.Info().Str("command_id", cmdID).Str("kind", string(cmd.Kind)).Str("pot_id", cmd.PotID).Msg("command delivered")
-		done(nil)
+		if !stored {
+			s.h.d.Writer.Mark(rec)
+			done(nil)
+			return
+		}
+		// Off the writer goroutine: the node's socket must not wait on NATS.
+		// Bounded by recordWait; it ends by sending the reply.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), recordWait)
+			defer cancel()
+			if err := rec.Flush(ctx); err != nil {
+				s.log.Warn().Err(err).Str("command_id", cmdID).Msg("command record not stored before the reply; the background writer retries")
+			}
+			// Mark after our Put, so the writer's later Put carries any
+			// progress that raced with it.
+			s.h.d.Writer.Mark(rec)
+			done(nil)
+		}()
 	})
 	if err != nil {
 		s.untrack(t)

@@ -113,7 +113,7 @@ func (h *Hub) handleBroadcast(req micro.Request) {
 		id := base + "-" + proto.FormatNodeID(s.nodeID)
 		results[i] = bus.BroadcastResult{NodeID: s.nodeID, NodeIDStr: proto.FormatNodeID(s.nodeID), CommandID: id, Error: "timeout waiting for the write"}
 		wg.Add(1)
-		s.deliver(id, cmd, func(err error) {
+		s.deliver(id, cmd, false, func(err error) {
 			defer wg.Done()
 			mu.Lock()
 			defer mu.Unlock()
