@@ -54,6 +54,13 @@ type Proxy struct {
 	handlers sync.WaitGroup
 	mu       sync.Mutex
 	conns    map[*websocket.Conn]struct{}
+	closing  *closeMsg // set by closeAll; under mu
+}
+
+// closeMsg is the close frame closeAll sent to every client.
+type closeMsg struct {
+	code   websocket.StatusCode
+	reason string
 }
 
 // New validates cfg and binds the listener; it does not connect to NATS.
@@ -435,12 +442,24 @@ func (p *Proxy) accept(w http.ResponseWriter, r *http.Request, endpoint string) 
 		p.log.Debug().Err(err).Str("remote_addr", r.RemoteAddr).Msg("upgrade failed")
 		return nil, nil, false
 	}
+	// Register the connection, unless closeAll has already run: a
+	// request admitted just before the drain began is upgraded after
+	// closeAll looked at p.conns, and would otherwise stay open until the
+	// shutdown deadline. It gets the same close frame as the others.
+	p.mu.Lock()
+	closing := p.closing
+	if closing == nil {
+		p.conns[conn] = struct{}{}
+	}
+	p.mu.Unlock()
+	if closing != nil {
+		p.metrics.Connections.WithLabelValues(endpoint, "not_ready").Inc()
+		_ = conn.Close(closing.code, closing.reason)
+		return nil, nil, false
+	}
 	conn.SetReadLimit(p.cfg.ReadLimit)
 	p.metrics.Connections.WithLabelValues(endpoint, "accepted").Inc()
 	p.metrics.Clients.WithLabelValues(endpoint).Inc()
-	p.mu.Lock()
-	p.conns[conn] = struct{}{}
-	p.mu.Unlock()
 	return conn, sb.conn, true
 }
 
@@ -453,11 +472,13 @@ func (p *Proxy) finish(conn *websocket.Conn, endpoint string) {
 }
 
 // closeAll closes every connection with code and reason; the handlers
-// notice and return.
+// notice and return. Connections upgraded later are closed the same way
+// (see accept).
 func (p *Proxy) closeAll(code websocket.StatusCode, reason string) {
 	p.hub.CloseAll(code, reason)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closing = &closeMsg{code: code, reason: reason}
 	for c := range p.conns {
 		p.handlers.Add(1)
 		go func() {
