@@ -235,11 +235,11 @@ func (f *fakeCore) apiHandler() http.Handler {
 }
 
 func (f *fakeCore) stream(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
+	// Subscribe, and make sure the server has the subscription, before
+	// the upgrade completes: Run counts on a connected subscriber seeing
+	// every event sent afterwards (the real proxy adds the client to its
+	// fan-out before any frame). Subscribing after the upgrade lost an
+	// early event now and then on a busy machine.
 	frames := make(chan []byte, 100000)
 	sub, err := f.nc.Subscribe(f.c.Events(), func(m *nats.Msg) {
 		meta, _ := m.Metadata()
@@ -254,6 +254,14 @@ func (f *fakeCore) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Unsubscribe()
+	if err := f.nc.Flush(); err != nil {
+		return
+	}
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
 	ctx := c.CloseRead(r.Context())
 	for {
 		select {
