@@ -16,7 +16,9 @@ import (
 
 // profiler records Linux perf CPU profiles of the core's processes during a
 // phase (the services expose no pprof endpoint; perf reads the Go symbol
-// table of the binaries). Reports go to dir as <mode>-<phase>-<proc>.txt.
+// table of the binaries). Reports go to dir as <mode>-<phase>-<proc>.txt
+// (self time) and .children.txt (time including callees), next to the
+// perf.data files (<...>.perf, for `perf report -i`).
 type profiler struct {
 	dir string
 	log io.Writer
@@ -69,17 +71,19 @@ func (p *profiler) record(ctx context.Context, name string, procs []procstat.Pro
 			_ = c.Wait()
 		}
 		for _, f := range files {
-			txt := strings.TrimSuffix(f, ".perf") + ".txt"
-			rep, err := exec.CommandContext(ctx, "perf", "report", "-i", f, "--no-children", "--sort", "symbol",
-				"--stdio", "-g", "none", "--percent-limit", "0.7").Output()
-			if err != nil {
-				fmt.Fprintf(p.log, "perf report %s: %v\n", f, err)
-				continue
+			base := strings.TrimSuffix(f, ".perf")
+			// Self time per function, and time including callees.
+			for _, v := range []struct{ suffix, children string }{{".txt", "--no-children"}, {".children.txt", "--children"}} {
+				rep, err := exec.CommandContext(ctx, "perf", "report", "-i", f, v.children, "--sort", "symbol",
+					"--stdio", "-g", "none", "--percent-limit", "0.7").Output()
+				if err != nil {
+					fmt.Fprintf(p.log, "perf report %s: %v\n", f, err)
+					continue
+				}
+				if err := os.WriteFile(base+v.suffix, rep, 0o644); err != nil {
+					fmt.Fprintf(p.log, "perf report %s: %v\n", f, err)
+				}
 			}
-			if err := os.WriteFile(txt, rep, 0o644); err != nil {
-				fmt.Fprintf(p.log, "perf report %s: %v\n", f, err)
-			}
-			_ = os.Remove(f)
 		}
 	}()
 	return func() { <-done }
