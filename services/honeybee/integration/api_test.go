@@ -223,18 +223,10 @@ func TestAPICommandRoundTrip(t *testing.T) {
 		t.Fatalf("node got  %q\nwant      %q", got, append(want, '\n'))
 	}
 
-	// Progress: nothing yet, then Installing, then Running. The gateway
-	// writes command records in the background (its state.Writer), so the
-	// record can reach the bucket a moment after the 202: until then the
-	// api answers 404. Any other status fails at once.
+	// Progress: nothing yet, then Installing, then Running.
 	var rec apiCommand
 	path := "/api/v1/commands/" + accepted.CommandID
-	status = http.StatusNotFound
-	wsEventually(t, "command record stored", func() bool {
-		status = c.getJSON(t, path, &rec)
-		return status != http.StatusNotFound
-	})
-	if status != http.StatusOK {
+	if status := c.getJSON(t, path, &rec); status != http.StatusOK {
 		t.Fatalf("GET command: %d", status)
 	}
 	if rec.State != bus.CommandPending || !rec.Delivered || rec.Kind != "InstallPot" || rec.PotID != "cowrie-01" || rec.NodeID != id {
