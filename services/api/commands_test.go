@@ -121,7 +121,7 @@ func TestSendCommand(t *testing.T) {
 }
 
 func TestSendCommandErrors(t *testing.T) {
-	e := start(t, withConfig(func(c *api.Config) { c.CommandTimeout = 300 * time.Millisecond }))
+	e := start(t, withConfig(func(c *api.Config) { c.CommandTimeout = time.Second }))
 	holdNode(t, e, 2, serviceErr(bus.CodeInvalidCommand, "pot id too long"))
 	holdNode(t, e, 3, serviceErr(bus.CodeNotConnected, "node 3 is not connected to this gateway"))
 	holdNode(t, e, 4, serviceErr(bus.CodeDraining, "gateway is draining"))
@@ -243,7 +243,7 @@ func answerBroadcast(t *testing.T, e *env, gw string, nodes ...uint64) *[]bus.Co
 }
 
 func TestBroadcast(t *testing.T) {
-	e := start(t, withConfig(func(c *api.Config) { c.BroadcastTimeout = 500 * time.Millisecond }))
+	e := start(t, withConfig(func(c *api.Config) { c.BroadcastTimeout = 1500 * time.Millisecond }))
 
 	// No gateway at all: nothing to deliver to.
 	var b broadcastJSON
