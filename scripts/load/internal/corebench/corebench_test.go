@@ -193,6 +193,9 @@ func BenchmarkIdleNodes(b *testing.B) {
 	defer c.Close()
 	ctx := context.Background()
 	before := runtime.NumGoroutine()
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
 	b.ResetTimer()
 	var fleet []*sim.Node
 	for i := range b.N {
@@ -212,6 +215,11 @@ func BenchmarkIdleNodes(b *testing.B) {
 	// The client side of a node has no goroutine here (no Run); every new
 	// goroutine is the gateway's.
 	b.ReportMetric(float64(runtime.NumGoroutine()-before)/float64(b.N), "gateway-goroutines/node")
+	runtime.ReadMemStats(&m1)
+	// Stacks are all the gateway's; the live heap includes each simulated
+	// node's own ~5 KiB (reader and write buffers, socket).
+	b.ReportMetric(float64(m1.StackInuse-m0.StackInuse)/float64(b.N), "stack-B/node")
+	b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/float64(b.N), "live-heap-B/node")
 	if path := os.Getenv("COREBENCH_HEAP"); path != "" {
 		// -memprofile is written after the nodes are gone; this one is
 		// taken while they are connected.
