@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +132,50 @@ func TestIdleAndUnauthorized(t *testing.T) {
 	if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run after cancel = %v", err)
 	}
+}
+
+// BenchmarkSubscriber measures the load tool's own cost per received
+// event frame (read, mark scan, id tracking, latency split).
+func BenchmarkSubscriber(b *testing.B) {
+	now := time.Now().UnixNano()
+	frames := make([]string, 1000)
+	for i := range frames {
+		frames[i] = frame(marker.Mark{Node: uint32(i % 50), Seq: uint64(i), SentNS: now})
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for i := range b.N {
+			if err := c.Write(r.Context(), websocket.MessageText, []byte(frames[i%len(frames)])); err != nil {
+				return
+			}
+		}
+		_, _, _ = c.Read(r.Context())
+	}))
+	defer srv.Close()
+	s, err := Subscribe(context.Background(), Config{URL: wsURL(srv)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	go func() { done <- s.Run(ctx) }()
+	for s.Received() < uint64(b.N) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+	// Wall time per op depends on how reader and writer interleave; CPU
+	// per op (both sides, the server's is the same in every variant) is
+	// the cost.
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	cancel()
+	<-done
 }
