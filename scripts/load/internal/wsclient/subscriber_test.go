@@ -135,7 +135,10 @@ func TestIdleAndUnauthorized(t *testing.T) {
 }
 
 // BenchmarkSubscriber measures the load tool's own cost per received
-// event frame (read, mark scan, id tracking, latency split).
+// event frame (read, mark scan, id tracking, latency split) against a
+// writer in the same process. Its figures depend on how reader and
+// writer interleave on two cores; compare variants against the real
+// ws-proxy too (see Subscriber.Run).
 func BenchmarkSubscriber(b *testing.B) {
 	now := time.Now().UnixNano()
 	frames := make([]string, 1000)
