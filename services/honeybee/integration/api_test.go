@@ -3,7 +3,6 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -11,9 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/rs/zerolog"
 
 	"github.com/honeybee/core/proto"
 	"github.com/honeybee/core/proto/bus"
@@ -31,41 +27,15 @@ type apiCore struct {
 
 func startAPICore(t *testing.T) *apiCore {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-
-	gcfg := gateway.DefaultConfig()
-	gcfg.Listen, gcfg.AdminListen, gcfg.NATSURL, gcfg.GatewayID = "127.0.0.1:0", "", ns.ClientURL(), "gw-api"
-	gcfg.StreamMaxBytes = 256 << 20
-	gw, err := gateway.New(gcfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, gw := startNATSAndGateway(t, "gw-api")
 	acfg := api.DefaultConfig()
 	acfg.Addr, acfg.NATSURL, acfg.Tokens = "127.0.0.1:0", ns.ClientURL(), "admin:"+apiAdminToken
-	a, err := api.New(acfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	a, err := api.New(acfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Stop order: the api, then the gateway, then NATS.
-	for _, run := range []func(context.Context) error{gw.Run, a.Run} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
+	runUntilCleanup(t, gw.Run, a.Run)
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 	c := &apiCore{gw: gw, base: "http://" + a.Addr().String()}
 	wsEventually(t, "api ready", func() bool {

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/rs/zerolog"
 
 	"github.com/honeybee/core/proto"
 	"github.com/honeybee/core/proto/bus"
@@ -41,43 +39,16 @@ func wsEventually(t *testing.T, what string, cond func() bool) {
 
 func startWSCore(t *testing.T) *wsCore {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS not ready")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-
-	gcfg := gateway.DefaultConfig()
-	gcfg.Listen, gcfg.AdminListen, gcfg.NATSURL, gcfg.GatewayID = "127.0.0.1:0", "", ns.ClientURL(), "gw-ws"
-	gcfg.StreamMaxBytes = 256 << 20
-	gw, err := gateway.New(gcfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, gw := startNATSAndGateway(t, "gw-ws")
 	wcfg := wsproxy.DefaultConfig()
 	wcfg.Addr, wcfg.NATSURL = "127.0.0.1:0", ns.ClientURL()
 	wcfg.Tokens = "read:reader,admin:operator"
-	ws, err := wsproxy.New(wcfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	ws, err := wsproxy.New(wcfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Stop order: the proxy, then the gateway, then NATS (cleanups run
-	// last-registered first).
-	for _, run := range []func(context.Context) error{gw.Run, ws.Run} {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- run(ctx) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
+	// Stop order: the proxy, then the gateway, then NATS.
+	runUntilCleanup(t, gw.Run, ws.Run)
 	c := &wsCore{gw: gw, ws: ws, base: "ws://" + ws.Addr().String()}
 	wsEventually(t, "ws-proxy ready", func() bool {
 		resp, err := http.Get("http://" + ws.Addr().String() + "/ready")
