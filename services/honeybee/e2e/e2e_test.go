@@ -448,27 +448,7 @@ func testNATSFault(t *testing.T, name string, fault func(*testing.T, *stack)) {
 	defer cancel()
 
 	const nNodes, perNode = 3, 1500 // 100 events/s per node for 15 s
-	var nodes []*sender
-	for i := range nNodes {
-		n := newSender(s.gatewayAddr(), uint64(2001+i))
-		if err := n.connect(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer n.current().Close()
-		nodes = append(nodes, n)
-	}
-	errs := make(chan error, nNodes)
-	for _, n := range nodes {
-		go func() { errs <- n.send(ctx, perNode, 10*time.Millisecond) }()
-	}
-	eventually(t, time.Minute, "300 events sent per node", func() bool {
-		for _, n := range nodes {
-			if n.sentCount() < 300 {
-				return false
-			}
-		}
-		return true
-	})
+	nodes, errs := startSenders(ctx, t, s, 2001, nNodes, perNode)
 
 	before := 0
 	for _, n := range nodes {
@@ -562,27 +542,7 @@ func TestNATSClusterLeaderKilled(t *testing.T) {
 	leader := info.Cluster.Leader // server names are the compose service names
 
 	const nNodes, perNode = 3, 1500
-	var nodes []*sender
-	for i := range nNodes {
-		n := newSender(s.gatewayAddr(), uint64(4001+i))
-		if err := n.connect(ctx); err != nil {
-			t.Fatal(err)
-		}
-		defer n.current().Close()
-		nodes = append(nodes, n)
-	}
-	errs := make(chan error, nNodes)
-	for _, n := range nodes {
-		go func() { errs <- n.send(ctx, perNode, 10*time.Millisecond) }()
-	}
-	eventually(t, time.Minute, "300 events sent per node", func() bool {
-		for _, n := range nodes {
-			if n.sentCount() < 300 {
-				return false
-			}
-		}
-		return true
-	})
+	nodes, errs := startSenders(ctx, t, s, 4001, nNodes, perNode)
 	ids := s.containers(leader)
 	if len(ids) != 1 {
 		t.Fatalf("no container for the stream leader %q", leader)
@@ -716,4 +676,34 @@ func roundAll(ds []time.Duration) []time.Duration {
 		out[i] = d.Round(time.Millisecond)
 	}
 	return out
+}
+
+// startSenders connects n simulated nodes (ids first, first+1, ...) and
+// has each send perNode events at 100/s; it returns once every node has
+// sent 300. Each node's send result arrives on errs; the sockets close at
+// the end of the test.
+func startSenders(ctx context.Context, t *testing.T, s *stack, first uint64, n, perNode int) ([]*sender, chan error) {
+	t.Helper()
+	var nodes []*sender
+	for i := range n {
+		node := newSender(s.gatewayAddr(), first+uint64(i))
+		if err := node.connect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { node.current().Close() })
+		nodes = append(nodes, node)
+	}
+	errs := make(chan error, n)
+	for _, node := range nodes {
+		go func() { errs <- node.send(ctx, perNode, 10*time.Millisecond) }()
+	}
+	eventually(t, time.Minute, "300 events sent per node", func() bool {
+		for _, node := range nodes {
+			if node.sentCount() < 300 {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes, errs
 }
