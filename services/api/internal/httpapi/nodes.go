@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -219,6 +220,12 @@ func (h *handler) deleteNode(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// Read your own write: the view follows the buckets by watching them, so
+	// wait until it has applied the purges before answering; a GET right
+	// after this DELETE must not show the node or its pots.
+	if err := catchUp(kvCtx, b); err != nil {
+		h.log.Warn().Err(err).Uint64("node_id", id).Msg("the state view did not catch up with the removal in time")
+	}
 	lc := bus.NodeLifecycle{Kind: bus.LifecycleRemoved, NodeID: id, NodeIDStr: proto.FormatNodeID(id),
 		NodeName: rec.NodeName, Time: time.Now().UTC(), Reason: bus.ReasonRemoved}
 	if data, err := json.Marshal(lc); err == nil {
@@ -275,6 +282,33 @@ func waitDisconnected(ctx context.Context, b *Backend, id uint64, timeout time.D
 			}
 		}
 	}
+}
+
+// catchUp waits until b.View has applied everything both buckets hold now.
+func catchUp(ctx context.Context, b *Backend) error {
+	nodeRev, err := lastRevision(ctx, b.Nodes)
+	if err != nil {
+		return err
+	}
+	potRev, err := lastRevision(ctx, b.Pots)
+	if err != nil {
+		return err
+	}
+	return b.View.CatchUp(ctx, nodeRev, potRev)
+}
+
+// lastRevision is the revision of the newest entry of a bucket: its stream's
+// last sequence.
+func lastRevision(ctx context.Context, kv jetstream.KeyValue) (uint64, error) {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return 0, err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, fmt.Errorf("bucket %s: status of type %T has no stream info", st.Bucket(), st)
+	}
+	return bs.StreamInfo().State.LastSeq, nil
 }
 
 // deleteNodeKeys purges the node's key and every key of its pots and

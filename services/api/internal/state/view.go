@@ -30,6 +30,12 @@ type View struct {
 	pots     map[uint64]map[string]bus.PotRecord // node -> pot key token -> record
 	potCount int
 
+	// nodeRev and potRev are the bucket revisions (stream sequences) applied
+	// last; changed, when not nil, is closed at the next apply so CatchUp
+	// callers wake up.
+	nodeRev, potRev uint64
+	changed         chan struct{}
+
 	syncOnce sync.Once
 	synced   chan struct{}
 }
@@ -97,6 +103,9 @@ func (v *View) applyNode(e jetstream.KeyValueEntry) {
 	id, err := strconv.ParseUint(e.Key(), 10, 64)
 	if err != nil {
 		v.log.Warn().Str("key", e.Key()).Msg("ignoring nodes bucket key that is not a node id")
+		v.mu.Lock()
+		v.applied(&v.nodeRev, e.Revision())
+		v.mu.Unlock()
 		return
 	}
 	var rec bus.NodeRecord
@@ -111,6 +120,7 @@ func (v *View) applyNode(e jetstream.KeyValueEntry) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	defer v.applied(&v.nodeRev, e.Revision())
 	old, had := v.nodes[id]
 	if had && old.Connected {
 		v.unref(old.GatewayID)
@@ -134,6 +144,42 @@ func (v *View) applyNode(e jetstream.KeyValueEntry) {
 	}
 }
 
+// applied records a bucket revision as applied and wakes CatchUp callers.
+// v.mu is held.
+func (v *View) applied(rev *uint64, r uint64) {
+	if r > *rev {
+		*rev = r
+	}
+	if v.changed != nil {
+		close(v.changed)
+		v.changed = nil
+	}
+}
+
+// CatchUp blocks until the view has applied the nodes bucket up to revision
+// nodeRev and the pots bucket up to potRev, or ctx ends. A handler that has
+// just written the buckets calls it with their last revisions so that its
+// caller reads its own write from the view.
+func (v *View) CatchUp(ctx context.Context, nodeRev, potRev uint64) error {
+	for {
+		v.mu.Lock()
+		if v.nodeRev >= nodeRev && v.potRev >= potRev {
+			v.mu.Unlock()
+			return nil
+		}
+		if v.changed == nil {
+			v.changed = make(chan struct{})
+		}
+		ch := v.changed
+		v.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 func (v *View) unref(gw string) {
 	if v.gwRefs[gw] <= 1 {
 		delete(v.gwRefs, gw)
@@ -147,6 +193,9 @@ func (v *View) applyPot(e jetstream.KeyValueEntry) {
 	id, err := strconv.ParseUint(nodeTok, 10, 64)
 	if !ok || err != nil {
 		v.log.Warn().Str("key", e.Key()).Msg("ignoring pots bucket key that is not node.pot")
+		v.mu.Lock()
+		v.applied(&v.potRev, e.Revision())
+		v.mu.Unlock()
 		return
 	}
 	var rec bus.PotRecord
@@ -161,6 +210,7 @@ func (v *View) applyPot(e jetstream.KeyValueEntry) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	defer v.applied(&v.potRev, e.Revision())
 	m := v.pots[id]
 	_, had := m[potTok]
 	if !put {

@@ -271,3 +271,47 @@ func BenchmarkList10kNodes(b *testing.B) {
 		}
 	})
 }
+
+// CatchUp returns only once the view shows what was written up to the
+// revisions it is given, so a reader right after it sees its own write.
+func TestViewCatchUp(t *testing.T) {
+	srv := testbus.Server(t)
+	b := testbus.MustCreate(t, testbus.Connect(t, srv), bus.Default())
+	v := runView(t, b)
+	ctx := context.Background()
+	for i := range 50 {
+		id := uint64(100 + i)
+		b.PutNode(t, bus.NodeRecord{NodeID: id, NodeName: "n"})
+		b.PutPot(t, bus.PotRecord{NodeID: id, PotID: "p", Status: proto.PotRunning})
+		if err := b.Pots.Purge(ctx, bus.PotKey(id, "p")); err != nil {
+			t.Fatal(err)
+		}
+		nodeRev := lastSeq(t, b.Nodes)
+		potRev := lastSeq(t, b.Pots)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := v.CatchUp(cctx, nodeRev, potRev)
+		cancel()
+		if err != nil {
+			t.Fatalf("CatchUp(%d, %d): %v", nodeRev, potRev, err)
+		}
+		rec, pots, ok := v.Node(id)
+		if !ok || rec.NodeName != "n" || len(pots) != 0 {
+			t.Fatalf("after CatchUp: Node(%d) = %+v %+v %v", id, rec, pots, ok)
+		}
+	}
+	// A revision nobody wrote yet: CatchUp waits and gives up with ctx.
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := v.CatchUp(cctx, lastSeq(t, b.Nodes)+1, 0); err == nil {
+		t.Error("CatchUp to a revision not yet written returned nil")
+	}
+}
+
+func lastSeq(t *testing.T, kv jetstream.KeyValue) uint64 {
+	t.Helper()
+	st, err := kv.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq
+}
