@@ -20,11 +20,21 @@ import (
 //
 // A frame longer than the maximum size makes Next return ErrTooLarge; the
 // reader's buffer never grows beyond the maximum size plus one byte, and it
-// reads straight into that buffer. A Reader is not safe for concurrent use.
+// reads straight into that buffer.
+//
+// The buffer starts at 512 bytes and doubles as frames need. Once everything
+// read is consumed and the last read was small (a connection gone quiet, or
+// sending only heartbeats), the reader goes back to its 512-byte buffer, so
+// a server holding many idle connections does not hold a large buffer for
+// each. A Reader is not safe for concurrent use.
 type Reader struct {
 	r   io.Reader
 	max int
 	buf []byte
+	// small is the initial buffer, kept to go back to when idle; lastRead
+	// is the byte count of the last read.
+	small    []byte
+	lastRead int
 	// buf[start:end] holds unconsumed bytes; buf[start:pos] has been scanned.
 	start, end, pos int
 	// Scan state of the frame that starts at start.
@@ -42,12 +52,13 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxSize
 	}
-	initial := 4096
-	if initial > maxSize+1 {
-		initial = maxSize + 1
-	}
-	return &Reader{r: r, max: maxSize, buf: make([]byte, initial)}
+	initial := min(smallBuffer, maxSize+1)
+	buf := make([]byte, initial)
+	return &Reader{r: r, max: maxSize, buf: buf, small: buf}
 }
+
+// smallBuffer is a Reader's initial and idle buffer size: a heartbeat fits.
+const smallBuffer = 512
 
 // Next returns the next frame. The slice is valid until the following call.
 // It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF when the
@@ -161,6 +172,11 @@ func (r *Reader) fill() error {
 	if r.readErr != nil {
 		return r.readErr
 	}
+	if r.start == r.end && len(r.buf) > len(r.small) && r.lastRead < len(r.small) {
+		// All consumed and the stream is slow: drop the grown buffer.
+		r.buf = r.small
+		r.start, r.end, r.pos = 0, 0, 0
+	}
 	if r.start > 0 && (r.end == len(r.buf) || r.start == r.end) {
 		n := copy(r.buf, r.buf[r.start:r.end])
 		r.pos -= r.start
@@ -186,6 +202,7 @@ func (r *Reader) fill() error {
 			return errInvalidRead
 		}
 		r.end += n
+		r.lastRead = n
 		if n > 0 {
 			r.readErr = err
 			return nil

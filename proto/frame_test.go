@@ -354,3 +354,70 @@ func TestReaderFrameReuse(t *testing.T) {
 		t.Fatalf("frames %q %q", aCopy, b)
 	}
 }
+
+// chunks returns its chunks one per Read, like a socket delivering one
+// write at a time.
+type chunks struct{ c [][]byte }
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.c) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.c[0])
+	c.c[0] = c.c[0][n:]
+	if len(c.c[0]) == 0 {
+		c.c = c.c[1:]
+	}
+	return n, nil
+}
+
+// TestReaderShrinksWhenQuiet: a large frame grows the buffer; once the
+// stream goes back to small messages the reader waits for the next one
+// with a small buffer again, and a burst of back-to-back large frames keeps
+// the large one while it lasts.
+func TestReaderShrinksWhenQuiet(t *testing.T) {
+	big := `{"data":"` + strings.Repeat("x", 5000) + `"}`
+	beat := `{"version":2,"message":{"Heartbeat":{}}}`
+	burst := strings.Repeat(big, 3)
+	src := &chunks{c: [][]byte{[]byte(beat), []byte(big), []byte(beat), []byte(beat), []byte(burst), []byte(beat), []byte(beat)}}
+	r := proto.NewReader(src, 0)
+	small := r.BufferSize()
+	if small > 1024 {
+		t.Fatalf("initial buffer %d bytes, want a small one", small)
+	}
+	next := func(want string) {
+		t.Helper()
+		f, err := r.Next()
+		if err != nil || string(f) != want {
+			t.Fatalf("Next = %.40q, %v; want %.40q", f, err, want)
+		}
+	}
+	next(beat)
+	next(big)
+	grown := r.BufferSize()
+	if grown <= small {
+		t.Fatalf("buffer %d bytes after a 5 KB frame", grown)
+	}
+	// The read that brings the first heartbeat still uses the large buffer;
+	// the one after it (where an idle connection waits) the small one.
+	next(beat)
+	next(beat)
+	if got := r.BufferSize(); got != small {
+		t.Errorf("after quiet reads the buffer is %d bytes, want %d", got, small)
+	}
+	next(big)
+	grown = r.BufferSize()
+	next(big)
+	next(big)
+	if r.BufferSize() != grown {
+		t.Errorf("buffer changed inside a burst: %d -> %d", grown, r.BufferSize())
+	}
+	next(beat)
+	next(beat)
+	if got := r.BufferSize(); got != small {
+		t.Errorf("after the burst the buffer is %d bytes, want %d", got, small)
+	}
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Errorf("end: %v", err)
+	}
+}
