@@ -325,3 +325,64 @@ func gather(t *testing.T, nc *nats.Conn, subject string, data []byte, want int) 
 	}
 	return out
 }
+
+// TestCommandsToStalledNode: a node that stops reading its socket gets at
+// most WriteQueue commands queued; the next ones are refused at once with
+// a reason, every request gets an answer, and when the queued writes time
+// out the session ends and the node is recorded disconnected.
+func TestCommandsToStalledNode(t *testing.T) {
+	ns := startNATS(t)
+	tg := startGateway(t, ns, func(c *Config) { c.WriteQueue = 2; c.WriteTimeout = time.Second })
+	n := dialNode(t, tg.Addr().String())
+	n.register(34, "stalled") // and never reads again
+
+	// 256 KiB per command: loopback socket buffers fill after a few.
+	big := strings.Repeat("x", 256<<10)
+	data, err := json.Marshal(bus.CommandRequest{Command: json.RawMessage(
+		`{"InstallPot":{"pot_id":"p","honeypot_type":"cowrie","config":{"blob":"` + big + `"}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const requests = 60
+	type answer struct {
+		code, reason string
+		err          error
+	}
+	answers := make(chan answer, requests)
+	for range requests {
+		go func() {
+			reply, err := tg.nc.Request(tg.c.Command(34), data, 20*time.Second)
+			if err != nil {
+				answers <- answer{err: err}
+				return
+			}
+			answers <- answer{code: reply.Header.Get(micro.ErrorCodeHeader), reason: reply.Header.Get(micro.ErrorHeader)}
+		}()
+	}
+	counts := map[string]int{}
+	for range requests {
+		a := <-answers
+		switch {
+		case a.err != nil:
+			// Requests that come after the session ended find no responder.
+			if !errors.Is(a.err, nats.ErrNoResponders) {
+				t.Errorf("request failed: %v", a.err)
+			}
+			counts["no responders"]++
+		case a.code == "":
+			counts["delivered"]++
+		case strings.Contains(a.reason, "queue full"):
+			counts["queue full"]++
+		default:
+			counts[a.code+" "+a.reason]++
+		}
+	}
+	t.Logf("answers: %v", counts)
+	if counts["queue full"] == 0 {
+		t.Errorf("no request was refused with a full queue: %v", counts)
+	}
+	rec := tg.waitNode(t, 34, "disconnected after the write timeout", func(r bus.NodeRecord) bool { return !r.Connected })
+	if rec.DisconnectReason != bus.ReasonClosed {
+		t.Errorf("disconnect reason %q, want %q", rec.DisconnectReason, bus.ReasonClosed)
+	}
+}

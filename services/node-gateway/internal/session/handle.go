@@ -152,6 +152,9 @@ func (s *Session) potStatus(msg *proto.PotStatusUpdate, now time.Time) {
 	pot := s.pots[msg.PotID]
 	if pot == nil {
 		pot = state.NewPot(s.h.d.Pots, s.nodeID, msg.PotID)
+		if s.pots == nil {
+			s.pots = make(map[string]*state.Pot, 1)
+		}
 		if len(s.pots) < maxCachedPots {
 			s.pots[msg.PotID] = pot
 		}

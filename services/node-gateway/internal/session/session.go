@@ -60,11 +60,15 @@ type Session struct {
 	// what is already on its way.
 	lingerUntil time.Time
 
+	// Writes to the node (commands) queue here and a writer goroutine runs
+	// only while the queue has something: an idle session costs no writer.
 	outMu         sync.Mutex
-	out           chan outMsg
+	out           []outMsg // at most cfg.WriteQueue
 	outClosed     bool
-	writerStarted bool
-	writerDone    chan struct{}
+	writerStarted bool          // the registration ack is written: writes may go
+	writing       bool          // a writeLoop goroutine is running
+	writerIdle    chan struct{} // when not nil, closed when writeLoop stops
+	writeErr      error         // the first failed write: later ones fail at once
 
 	// Set during the handshake, before register publishes the session;
 	// read-only afterwards.
@@ -102,10 +106,7 @@ func newSession(h *Hub, conn net.Conn, id uint64) *Session {
 		remote:     conn.RemoteAddr().String(),
 		ctx:        ctx,
 		cancel:     cancel,
-		out:        make(chan outMsg, h.cfg.WriteQueue),
-		writerDone: make(chan struct{}),
 		dec:        proto.Decoder{MaxSize: h.cfg.MaxMessageSize, MaxDepth: h.cfg.MaxDepth},
-		pots:       make(map[string]*state.Pot),
 	}
 	s.log = h.d.Log.With().Str("remote_addr", s.remote).Uint64("conn", id).Logger()
 	s.reader = proto.NewReader(conn, h.cfg.MaxMessageSize)
@@ -326,8 +327,8 @@ func (s *Session) handshake() bool {
 	}
 	s.outMu.Lock()
 	s.writerStarted = true
+	s.startWriter() // commands that came before the ack
 	s.outMu.Unlock()
-	go s.writeLoop()
 
 	m.RegistrationsTotal.WithLabelValues(metrics.OutcomeAccepted).Inc()
 	s.log.Info().Str("node_type", string(reg.NodeType)).Bool("totp_issued", issued != "").
@@ -402,19 +403,24 @@ func (s *Session) finish(reason string, registered bool) {
 		_ = s.conn.Close()
 	}
 	s.outMu.Lock()
-	started := s.writerStarted
-	if !s.outClosed {
-		s.outClosed = true
-		close(s.out)
+	s.outClosed = true
+	var idle chan struct{}
+	if s.writing {
+		// It flushes what is queued; each write is bounded by the write timeout.
+		idle = make(chan struct{})
+		s.writerIdle = idle
+	}
+	var unsent []outMsg
+	if !s.writerStarted {
+		unsent, s.out = s.out, nil
 	}
 	s.outMu.Unlock()
-	if started {
-		<-s.writerDone // flushes queued writes; each is bounded by the write timeout
-	} else {
-		for m := range s.out {
-			if m.done != nil {
-				m.done(errSessionClosed)
-			}
+	if idle != nil {
+		<-idle
+	}
+	for _, m := range unsent {
+		if m.done != nil {
+			m.done(errSessionClosed)
 		}
 	}
 	_ = s.conn.Close()
@@ -446,18 +452,42 @@ func (s *Session) send(data []byte, done func(error)) error {
 	if s.outClosed {
 		return errSessionClosed
 	}
-	select {
-	case s.out <- outMsg{data: data, done: done}:
-		return nil
-	default:
+	if len(s.out) >= s.h.cfg.WriteQueue {
 		return errQueueFull
+	}
+	s.out = append(s.out, outMsg{data: data, done: done})
+	s.startWriter()
+	return nil
+}
+
+// startWriter starts writeLoop if there is something to write and it may
+// be written. s.outMu is held.
+func (s *Session) startWriter() {
+	if s.writerStarted && !s.writing && len(s.out) > 0 {
+		s.writing = true
+		go s.writeLoop()
 	}
 }
 
+// writeLoop writes the queue in order until it is empty, then stops.
 func (s *Session) writeLoop() {
-	defer close(s.writerDone)
-	var broken error
-	for m := range s.out {
+	for {
+		s.outMu.Lock()
+		if len(s.out) == 0 {
+			s.out = nil // a session that wrote once does not keep the array
+			s.writing = false
+			if s.writerIdle != nil {
+				close(s.writerIdle)
+				s.writerIdle = nil
+			}
+			s.outMu.Unlock()
+			return
+		}
+		m := s.out[0]
+		s.out[0] = outMsg{}
+		s.out = s.out[1:]
+		broken := s.writeErr
+		s.outMu.Unlock()
 		if broken == nil {
 			if err := s.ctx.Err(); err != nil {
 				broken = err
@@ -468,6 +498,11 @@ func (s *Session) writeLoop() {
 					s.log.Info().Err(err).Msg("write to node failed: closing")
 					s.stop(bus.ReasonClosed)
 				}
+			}
+			if broken != nil {
+				s.outMu.Lock()
+				s.writeErr = broken
+				s.outMu.Unlock()
 			}
 		}
 		if m.done != nil {
