@@ -1,6 +1,7 @@
 package bus_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -31,6 +32,23 @@ func FuzzEscapeToken(f *testing.F) {
 			if again := bus.EscapeToken(orig); again != s {
 				t.Fatalf("UnescapeToken(%q) = %q, which escapes to %q", s, orig, again)
 			}
+		}
+	})
+}
+
+// FuzzSrcIP: on valid JSON the scanning srcIP returns what encoding/json
+// finds; on anything else it must not panic.
+func FuzzSrcIP(f *testing.F) {
+	for _, s := range []string{`{"src_ip":"192.0.2.1","ip":"x"}`, `{"ip":"a","IP":null}`, `{"a":[{"src_ip":"b"}],"src_ip":"c"}`, `{"src_ip":"\u00e9"}`, `{}`, `[1]`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := bus.SrcIP(data)
+		if !json.Valid(data) {
+			return
+		}
+		if want := bus.SrcIPSlow(data); got != want {
+			t.Errorf("SrcIP(%q) = %q, encoding/json finds %q", data, got, want)
 		}
 	})
 }

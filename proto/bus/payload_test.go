@@ -197,3 +197,40 @@ func TestNodeRecordJSON(t *testing.T) {
 		t.Errorf("round trip = %+v, %v", back, err)
 	}
 }
+
+// TestSrcIP: the scanning srcIP agrees with encoding/json on every shape
+// of data the decoder lets through.
+func TestSrcIP(t *testing.T) {
+	tests := []struct{ give, want string }{
+		{`{}`, ""},
+		{` { } `, ""},
+		{`{"src_ip":"192.0.2.1"}`, "192.0.2.1"},
+		{`{"ip":"198.51.100.1"}`, "198.51.100.1"},
+		{`{"ip":"198.51.100.1","src_ip":"192.0.2.1"}`, "192.0.2.1"},
+		{`{"src_ip":"","ip":"198.51.100.1"}`, "198.51.100.1"},
+		{`{"src_ip":null,"ip":"198.51.100.1"}`, "198.51.100.1"},
+		{`{"src_ip":42,"ip":7}`, ""},
+		{`{"src_ip":"192.0.2.1","src_ip":"192.0.2.2"}`, "192.0.2.2"},
+		{`{"src_ip":"192.0.2.1","src_ip":null}`, ""},
+		{`{"SRC_IP":"192.0.2.3"}`, "192.0.2.3"},
+		{`{"Ip":"192.0.2.4"}`, "192.0.2.4"},
+		{`{"ſrc_ip":"192.0.2.5"}`, "192.0.2.5"}, // U+017F folds to s in encoding/json
+		{`{"src_ip":"192.0.2.\u0036"}`, "192.0.2.6"},
+		{`{"src\u005fip":"192.0.2.7"}`, "192.0.2.7"},
+		{`{"nested":{"src_ip":"10.0.0.1"},"list":[{"ip":"10.0.0.2"},"]}\"{"],"ip":"192.0.2.8"}`, "192.0.2.8"},
+		{`{"nested":{"src_ip":"10.0.0.1"}}`, ""},
+		{"{\n\t\"src_ip\" : \"192.0.2.9\" ,\r\n\"x\":[1, 2 ,{}] }", "192.0.2.9"},
+		{`{"a":true,"b":false,"c":null,"d":-1.5e3,"ip":"192.0.2.10"}`, "192.0.2.10"},
+		{`[]`, ""},
+		{`"src_ip"`, ""},
+		{`null`, ""},
+	}
+	for _, tt := range tests {
+		if got := bus.SrcIP([]byte(tt.give)); got != tt.want {
+			t.Errorf("SrcIP(%s) = %q, want %q", tt.give, got, tt.want)
+		}
+		if got := bus.SrcIPSlow([]byte(tt.give)); got != tt.want {
+			t.Errorf("SrcIPSlow(%s) = %q, want %q (the table is wrong)", tt.give, got, tt.want)
+		}
+	}
+}
