@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"encoding/json"
 	"errors"
 	"strconv"
 )
@@ -62,19 +61,16 @@ type Frame struct {
 	Data []byte
 }
 
-// ErrBadPayload is returned when an upstream payload is not a JSON object
-// of the expected shape; such a message is counted and skipped.
+// ErrBadPayload is returned when an upstream payload is not one JSON
+// object of valid UTF-8 with members of the expected types; such a message
+// is counted and skipped.
 var ErrBadPayload = errors.New("bad upstream payload")
 
 // EventFrame builds {"type":"event","seq":seq,"data":payload} from a
 // bus.AttackEvent payload.
 func EventFrame(seq uint64, payload []byte) (*Frame, error) {
-	var ev struct {
-		NodeID    uint64 `json:"node_id"`
-		PotID     string `json:"pot_id"`
-		EventType string `json:"event_type"`
-	}
-	if err := decodeObject(payload, &ev); err != nil {
+	ev, err := scanObject(payload, fieldNodeID|fieldPotID|fieldEventType)
+	if err != nil {
 		return nil, err
 	}
 	b := make([]byte, 0, len(payload)+48)
@@ -88,10 +84,8 @@ func EventFrame(seq uint64, payload []byte) (*Frame, error) {
 
 // NodeFrame builds {"type":"node","data":payload} from a bus.NodeLifecycle payload.
 func NodeFrame(payload []byte) (*Frame, error) {
-	var n struct {
-		NodeID uint64 `json:"node_id"`
-	}
-	if err := decodeObject(payload, &n); err != nil {
+	n, err := scanObject(payload, fieldNodeID)
+	if err != nil {
 		return nil, err
 	}
 	return &Frame{Kind: KindNode, NodeID: n.NodeID, Data: wrap("node", payload)}, nil
@@ -99,11 +93,8 @@ func NodeFrame(payload []byte) (*Frame, error) {
 
 // PotFrame builds {"type":"pot","data":payload} from a bus.PotRecord payload.
 func PotFrame(payload []byte) (*Frame, error) {
-	var p struct {
-		NodeID uint64 `json:"node_id"`
-		PotID  string `json:"pot_id"`
-	}
-	if err := decodeObject(payload, &p); err != nil {
+	p, err := scanObject(payload, fieldNodeID|fieldPotID)
+	if err != nil {
 		return nil, err
 	}
 	return &Frame{Kind: KindPot, NodeID: p.NodeID, PotID: p.PotID, Data: wrap("pot", payload)}, nil
@@ -116,21 +107,4 @@ func wrap(typ string, payload []byte) []byte {
 	b = append(b, `","data":`...)
 	b = append(b, payload...)
 	return append(b, '}')
-}
-
-// decodeObject decodes payload into v; the payload must be one JSON object
-// (json.Unmarshal checks the whole of it, so the frame built around it is
-// valid JSON).
-func decodeObject(payload []byte, v any) error {
-	i := 0
-	for i < len(payload) && (payload[i] == ' ' || payload[i] == '\t' || payload[i] == '\n' || payload[i] == '\r') {
-		i++
-	}
-	if i == len(payload) || payload[i] != '{' {
-		return ErrBadPayload
-	}
-	if err := json.Unmarshal(payload, v); err != nil {
-		return errors.Join(ErrBadPayload, err)
-	}
-	return nil
 }
