@@ -22,9 +22,9 @@ import (
 // reader's buffer never grows beyond the maximum size plus one byte, and it
 // reads straight into that buffer.
 //
-// The buffer starts at 512 bytes and doubles as frames need. Once everything
+// The buffer starts at 256 bytes and doubles as frames need. Once everything
 // read is consumed and the last read was small (a connection gone quiet, or
-// sending only heartbeats), the reader goes back to its 512-byte buffer, so
+// sending only heartbeats), the reader goes back to its 256-byte buffer, so
 // a server holding many idle connections does not hold a large buffer for
 // each. A Reader is not safe for concurrent use.
 type Reader struct {
@@ -58,7 +58,7 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 }
 
 // smallBuffer is a Reader's initial and idle buffer size: a heartbeat fits.
-const smallBuffer = 512
+const smallBuffer = 256
 
 // Next returns the next frame. The slice is valid until the following call.
 // It returns io.EOF at a clean end of stream, io.ErrUnexpectedEOF when the
