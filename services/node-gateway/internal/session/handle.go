@@ -15,6 +15,14 @@ import (
 // beyond it are still written, just not cached.
 const maxCachedPots = 256
 
+// cachedPot is a pot record a session keeps. A node runs a handful of pots
+// and reports their status rarely, so a slice searched in order costs less
+// memory than a map and no noticeable time.
+type cachedPot struct {
+	id  string
+	pot *state.Pot
+}
+
 // handle decodes and dispatches one frame. It returns a disconnect reason
 // when the session must end, else "".
 func (s *Session) handle(frame []byte, now time.Time) string {
@@ -149,14 +157,17 @@ func (s *Session) publishEvent(ev bus.AttackEvent, now time.Time) {
 }
 
 func (s *Session) potStatus(msg *proto.PotStatusUpdate, now time.Time) {
-	pot := s.pots[msg.PotID]
+	var pot *state.Pot
+	for _, c := range s.pots {
+		if c.id == msg.PotID {
+			pot = c.pot
+			break
+		}
+	}
 	if pot == nil {
 		pot = state.NewPot(s.h.d.Pots, s.nodeID, msg.PotID)
-		if s.pots == nil {
-			s.pots = make(map[string]*state.Pot, 1)
-		}
 		if len(s.pots) < maxCachedPots {
-			s.pots[msg.PotID] = pot
+			s.pots = append(s.pots, cachedPot{msg.PotID, pot})
 		}
 	}
 	var text string

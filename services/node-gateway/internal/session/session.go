@@ -92,7 +92,7 @@ type Session struct {
 	deadlineSet     time.Time
 	lastSeen        time.Time
 	lastSeenWritten time.Time
-	pots            map[string]*state.Pot
+	pots            []cachedPot
 	logged          int
 
 	cmdMu  sync.Mutex
@@ -107,13 +107,13 @@ type outMsg struct {
 func newSession(h *Hub, conn net.Conn, id uint64) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Session{
-		h:          h,
-		conn:       conn,
-		connID:     id,
-		remote:     conn.RemoteAddr().String(),
-		ctx:        ctx,
-		cancel:     cancel,
-		dec:        proto.Decoder{MaxSize: h.cfg.MaxMessageSize, MaxDepth: h.cfg.MaxDepth},
+		h:      h,
+		conn:   conn,
+		connID: id,
+		remote: conn.RemoteAddr().String(),
+		ctx:    ctx,
+		cancel: cancel,
+		dec:    proto.Decoder{MaxSize: h.cfg.MaxMessageSize, MaxDepth: h.cfg.MaxDepth},
 	}
 	s.log = h.d.Log.Hook(s)
 	s.reader = proto.NewReader(conn, h.cfg.MaxMessageSize)
