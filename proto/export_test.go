@@ -15,3 +15,6 @@ func (d Decoder) DecodeGeneral(data []byte) (Envelope, error) { return d.decode(
 func SplitVariant(data []byte) (string, []byte, error) { return splitVariant(data) }
 
 func SplitVariantGeneral(data []byte) (string, []byte, error) { return splitVariantGeneral(data) }
+
+// MaxObjectDepth is the nesting limit of ScanObject.
+const MaxObjectDepth = maxObjectDepth
