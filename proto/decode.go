@@ -86,7 +86,7 @@ func (d Decoder) decode(data []byte, fast bool) (Envelope, error) {
 		// which reports it.
 		version, tag, payload, depth, ok := fastEnvelope(trimmed)
 		if ok && depth <= maxDepth {
-			msg, err := decodeVariant(tag, payload)
+			msg, err := decodeVariantFast(tag, payload)
 			if err != nil {
 				return Envelope{}, err
 			}
@@ -281,7 +281,6 @@ func decodeNodeEvent(payload []byte) (Message, error) {
 // decodePotEvent reads the compact form (event, Unix seconds, metadata)
 // and the documented form (event_type, RFC 3339, data).
 func decodePotEvent(payload []byte) (Message, error) {
-	const tag = "PotEvent"
 	var in struct {
 		NodeID    *uint64         `json:"node_id"`
 		PotID     *string         `json:"pot_id"`
@@ -293,20 +292,48 @@ func decodePotEvent(payload []byte) (Message, error) {
 		Data      json.RawMessage `json:"data"`
 		Metadata  json.RawMessage `json:"metadata"`
 	}
-	if err := unmarshalPayload(tag, payload, &in); err != nil {
+	if err := unmarshalPayload("PotEvent", payload, &in); err != nil {
 		return nil, err
 	}
-	if err := required(tag, "node_id", in.NodeID == nil, "pot_id", in.PotID == nil,
-		"event_type", in.EventType == nil && in.Event == nil); err != nil {
+	f := potEventFields{PotType: in.PotType, Message: in.Message, Timestamp: time.Time(in.Timestamp),
+		Data: in.Data, Metadata: in.Metadata}
+	f.NodeID, f.HasNodeID = derefOK(in.NodeID)
+	f.PotID, f.HasPotID = derefOK(in.PotID)
+	f.EventType, f.HasEventType = derefOK(in.EventType)
+	f.Event, f.HasEvent = derefOK(in.Event)
+	return f.event()
+}
+
+// potEventFields are the members of a PotEvent payload as decoded, before
+// the two forms are told apart. A Has field is false for a member that is
+// absent or null. Data and Metadata must not share memory with the input.
+type potEventFields struct {
+	NodeID    uint64
+	PotID     string
+	PotType   string
+	EventType string
+	Event     string
+	Message   *string
+	Timestamp time.Time
+	Data      json.RawMessage
+	Metadata  json.RawMessage
+
+	HasNodeID, HasPotID, HasEventType, HasEvent bool
+}
+
+// event checks the members and returns them as a PotEvent.
+func (in *potEventFields) event() (Message, error) {
+	const tag = "PotEvent"
+	if err := required(tag, "node_id", !in.HasNodeID, "pot_id", !in.HasPotID,
+		"event_type", !in.HasEventType && !in.HasEvent); err != nil {
 		return nil, err
 	}
-	ev := &PotEvent{NodeID: *in.NodeID, PotID: *in.PotID, PotType: in.PotType, Message: in.Message,
-		Timestamp: time.Time(in.Timestamp)}
+	ev := &PotEvent{NodeID: in.NodeID, PotID: in.PotID, PotType: in.PotType, Message: in.Message, Timestamp: in.Timestamp}
 	data := in.Data
-	if in.EventType != nil {
-		ev.EventType = *in.EventType
+	if in.HasEventType {
+		ev.EventType = in.EventType
 	} else {
-		ev.EventType, ev.Form = *in.Event, PotEventCompact
+		ev.EventType, ev.Form = in.Event, PotEventCompact
 		data = in.Metadata
 	}
 	if data == nil && ev.Form == PotEventDocumented && in.Metadata != nil {
@@ -496,6 +523,15 @@ func isEmptyObject(b []byte) bool {
 		return false
 	}
 	return len(bytes.TrimSpace(b[1:len(b)-1])) == 0
+}
+
+// derefOK returns *p and true, or the zero value and false if p is nil.
+func derefOK[T any](p *T) (T, bool) {
+	if p == nil {
+		var zero T
+		return zero, false
+	}
+	return *p, true
 }
 
 func deref(s *string) string {

@@ -16,5 +16,12 @@ func SplitVariant(data []byte) (string, []byte, error) { return splitVariant(dat
 
 func SplitVariantGeneral(data []byte) (string, []byte, error) { return splitVariantGeneral(data) }
 
+// ScanPotEvent reports whether the fast path decodes the PotEvent payload
+// itself rather than leaving it to the general path.
+func ScanPotEvent(payload []byte) bool {
+	_, ok, _ := scanPotEvent(payload)
+	return ok
+}
+
 // MaxObjectDepth is the nesting limit of ScanObject.
 const MaxObjectDepth = maxObjectDepth

@@ -107,6 +107,25 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// FuzzDecodePotEvent: on PotEvent payloads, the fast path of Decode gives
+// the same message or the same error as the general path.
+func FuzzDecodePotEvent(f *testing.F) {
+	for _, tt := range potEventTests {
+		f.Add([]byte(tt.give))
+	}
+	for _, p := range conformancePotEvents(f) {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		data := []byte(env(`{"PotEvent":` + string(payload) + `}`))
+		e, err := proto.Decode(data)
+		g, gerr := proto.Decoder{}.DecodeGeneral(data)
+		if !sameSentinels(err, gerr) || !reflect.DeepEqual(e, g) {
+			t.Fatalf("payload %q\nfast path %+v, %v\ngeneral   %+v, %v", payload, e.Message, err, g.Message, gerr)
+		}
+	})
+}
+
 // seqReader returns data in reads whose sizes cycle through sizes.
 type seqReader struct {
 	data  []byte
