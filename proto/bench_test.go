@@ -28,6 +28,23 @@ func benchDecode(b *testing.B, msg []byte) {
 	}
 }
 
+// potStatusQuirk is the deployed Go node's attack report: a PotStatusUpdate
+// with an empty status and the event in message.
+var potStatusQuirk = []byte(`{"version":2,"message":{"PotStatusUpdate":{"node_id":77,"pot_id":"cowrie-02","pot_type":"cowrie","status":"","message":"cowrie.login.failed: root/123456 from 192.0.2.77:51122 (SSH-2.0-libssh2_1.10.0)"}}}`)
+
+// BenchmarkDecodePotStatusUpdateGeneral decodes potStatusQuirk without the
+// fast path, for comparison.
+func BenchmarkDecodePotStatusUpdateGeneral(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(potStatusQuirk)))
+	for b.Loop() {
+		if _, err := (proto.Decoder{}).DecodeGeneral(potStatusQuirk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodePotStatusUpdate(b *testing.B)  { benchDecode(b, potStatusQuirk) }
 func BenchmarkDecodePotEvent(b *testing.B)         { benchDecode(b, potEventDocumented) }
 func BenchmarkDecodePotEventCompact(b *testing.B)  { benchDecode(b, potEventCompact) }
 func BenchmarkDecodeNodeStatusUpdate(b *testing.B) { benchDecode(b, statusUpdate) }

@@ -25,3 +25,10 @@ func ScanPotEvent(payload []byte) bool {
 
 // MaxObjectDepth is the nesting limit of ScanObject.
 const MaxObjectDepth = maxObjectDepth
+
+// ScanPotStatusUpdate reports whether the fast path decodes the
+// PotStatusUpdate payload itself.
+func ScanPotStatusUpdate(payload []byte) bool {
+	_, ok, _ := scanPotStatusUpdate(payload)
+	return ok
+}

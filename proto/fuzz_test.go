@@ -126,6 +126,21 @@ func FuzzDecodePotEvent(f *testing.F) {
 	})
 }
 
+// FuzzDecodePotStatusUpdate: as FuzzDecodePotEvent, for PotStatusUpdate.
+func FuzzDecodePotStatusUpdate(f *testing.F) {
+	for _, tt := range potStatusTests {
+		f.Add([]byte(tt.give))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		data := []byte(env(`{"PotStatusUpdate":` + string(payload) + `}`))
+		e, err := proto.Decode(data)
+		g, gerr := proto.Decoder{}.DecodeGeneral(data)
+		if !sameSentinels(err, gerr) || !reflect.DeepEqual(e, g) {
+			t.Fatalf("payload %q\nfast path %+v, %v\ngeneral   %+v, %v", payload, e.Message, err, g.Message, gerr)
+		}
+	})
+}
+
 // seqReader returns data in reads whose sizes cycle through sizes.
 type seqReader struct {
 	data  []byte

@@ -99,13 +99,105 @@ func fastEnvelope(data []byte) (version int, tag string, payload []byte, depth i
 // decodeVariantFast is decodeVariant with the fast paths of the variants
 // that have one.
 func decodeVariantFast(tag string, payload []byte) (Message, error) {
-	if tag == "PotEvent" {
+	switch tag {
+	case "PotEvent":
 		if msg, ok, err := scanPotEvent(payload); ok {
 			return msg, err
 		}
 		return decodePotEvent(payload)
+	case "PotStatusUpdate":
+		if msg, ok, err := scanPotStatusUpdate(payload); ok {
+			return msg, err
+		}
 	}
 	return decodeVariant(tag, payload)
+}
+
+// scanPotStatusUpdate is decodeVariant's PotStatusUpdate case in one
+// ScanObject pass, on the terms of scanPotEvent: for anything it does not
+// decode exactly as json.Unmarshal would, it reports false.
+func scanPotStatusUpdate(payload []byte) (msg Message, ok bool, err error) {
+	var m potStatusMembers
+	if ScanObject(payload, m.member) != nil {
+		return nil, false, nil
+	}
+	u := &PotStatusUpdate{NodeID: m.nodeID.n}
+	var hasPotID bool
+	var status string
+	ok = m.potID.unquote(&u.PotID, &hasPotID) &&
+		m.potType.unquote(&u.PotType, nil) &&
+		m.status.unquote(&status, nil)
+	if ok && m.message != nil {
+		u.Message = new(string)
+		ok = m.message.unquote(u.Message, nil)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	if err := required("PotStatusUpdate", "node_id", !m.nodeID.present, "pot_id", !hasPotID); err != nil {
+		return nil, true, err
+	}
+	u.Status = PotStatus(status)
+	return u, true, nil
+}
+
+// potStatusMembers are the members of a PotStatusUpdate payload, read as
+// potEventMembers are: pot_type and status are strings (null leaves them),
+// pot_id and message pointers (null resets them).
+type potStatusMembers struct {
+	nodeID                          rawUint
+	potID, potType, status, message rawString
+}
+
+var potStatusNames = []string{"node_id", "pot_id", "pot_type", "status", "message"}
+
+// member is the ScanObject callback.
+func (m *potStatusMembers) member(name, value []byte) error {
+	var ok bool
+	switch memberIndex(name, potStatusNames) {
+	case -1:
+		return errGeneral
+	case 0:
+		ok = m.nodeID.read(value)
+	case 1:
+		ok = m.potID.read(value, true)
+	case 2:
+		ok = m.potType.read(value, false)
+	case 3:
+		ok = m.status.read(value, false)
+	case 4:
+		ok = m.message.read(value, true)
+	default:
+		ok = true // not a field
+	}
+	if !ok {
+		return errGeneral
+	}
+	return nil
+}
+
+// memberIndex returns the index in names (lower case, ASCII) of the
+// member name (raw, between its quotes) as json.Unmarshal matches field
+// names: exactly, else ignoring case; len(names) for none, and -1 for a
+// name with escapes or non-ASCII bytes, which only json.Unmarshal matches
+// as it must (see potEventMember).
+func memberIndex(name []byte, names []string) int {
+	for i, n := range names {
+		if string(name) == n {
+			return i
+		}
+	}
+	for _, c := range name {
+		if c == '\\' || c >= 0x80 {
+			return -1
+		}
+	}
+	for i, n := range names {
+		if equalFoldASCII(name, n) {
+			return i
+		}
+	}
+	return len(names)
 }
 
 // errGeneral stops a scan at a member that only the general path decodes

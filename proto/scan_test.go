@@ -153,3 +153,48 @@ func conformancePotEvents(tb testing.TB) [][]byte {
 	}
 	return out
 }
+
+// potStatusTests are PotStatusUpdate payloads for the fast path, as
+// potEventTests are for PotEvent; the Go node's empty status is the usual
+// one on the ingest path.
+var potStatusTests = []struct {
+	name string
+	give string
+	fast bool
+}{
+	{"status", `{"node_id":7,"pot_id":"cowrie-01","pot_type":"cowrie","status":"Running","message":null}`, true},
+	{"Go node's empty status", `{"node_id":7,"pot_id":"cowrie-01","pot_type":"cowrie","status":"","message":"cowrie.login.failed root/123456"}`, true},
+	{"no status", `{"node_id":7,"pot_id":"p"}`, true},
+	{"unknown status", `{"node_id":7,"pot_id":"p","status":"Exploded"}`, true},
+	{"status null keeps the earlier value", `{"node_id":7,"pot_id":"p","status":"Stopped","status":null}`, true},
+	{"message null after a value", `{"node_id":7,"pot_id":"p","message":"m","message":null}`, true},
+	{"escaped strings", `{"node_id":7,"pot_id":"a\u00e9","status":"\u0052unning","message":"\ud83d\ude00 \t"}`, true},
+	{"names ignore case", `{"NODE_ID":7,"Pot_Id":"p","POT_TYPE":"t","Status":"Failed","MESSAGE":"m"}`, true},
+	{"unknown members", `{"node_id":7,"pot_id":"p","x":{"status":"Running"},"y":[1,2]}`, true},
+	{"node_id missing", `{"pot_id":"p","status":"Running"}`, true},
+	{"pot_id missing", `{"node_id":7,"status":"Running"}`, true},
+	{"pot_id null", `{"node_id":7,"pot_id":null}`, true},
+	{"empty object", `{}`, true},
+	{"node_id negative", `{"node_id":-7,"pot_id":"p"}`, false},
+	{"node_id string", `{"node_id":"7","pot_id":"p"}`, false},
+	{"status number", `{"node_id":7,"pot_id":"p","status":1}`, false},
+	{"pot_type object", `{"node_id":7,"pot_id":"p","pot_type":{}}`, false},
+	{"message true", `{"node_id":7,"pot_id":"p","message":true}`, false},
+	{"escaped name", `{"node_id":7,"pot_id":"p","st\u0061tus":"Running"}`, false},
+	{"long s folds into status", `{"node_id":7,"pot_id":"p","ſtatus":"Running"}`, false},
+	{"trailing comma", `{"node_id":7,"pot_id":"p",}`, false},
+	{"invalid UTF-8", "{\"node_id\":7,\"pot_id\":\"\xff\"}", false},
+}
+
+// TestDecodePotStatusUpdateFastPath: Decode's fast path gives the general
+// path's message or error, and takes the payloads it should.
+func TestDecodePotStatusUpdateFastPath(t *testing.T) {
+	for _, tt := range potStatusTests {
+		t.Run(tt.name, func(t *testing.T) {
+			decodeBoth(t, []byte(env(`{"PotStatusUpdate":`+tt.give+`}`)))
+			if got := proto.ScanPotStatusUpdate([]byte(tt.give)); got != tt.fast {
+				t.Errorf("fast path taken: %v, want %v", got, tt.fast)
+			}
+		})
+	}
+}
