@@ -358,6 +358,10 @@ func withCore(ctx context.Context, cfg Config, mode, name, token string, m *Mode
 	base.NATSURL = "nats://127.0.0.1:" + strconv.Itoa(p.NATS)
 	base.APIToken, base.WSToken = token, token
 	base.Procs = append(st.specs(), "load="+strconv.Itoa(os.Getpid()))
+	// Every phase starts on an empty events stream, as the raw publish does
+	// on its own fresh stream: no phase measures a store (and, embedded, a
+	// heap) that the phases before it filled.
+	base.PurgeEvents = true
 	base.Progress = time.Second
 	f(st, base)
 	if err := st.alive(); err != nil {

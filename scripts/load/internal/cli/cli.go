@@ -194,6 +194,7 @@ func runFlags(fs *flag.FlagSet, c *drive.Config, tf *tlsFlags, dialects, procs *
 	fs.DurationVar(&c.CmdPause, "cmd-pause", c.CmdPause, "pause between a worker's commands")
 	fs.DurationVar(&c.CmdPoll, "cmd-poll", c.CmdPoll, "polling interval of a command's progress")
 	fs.StringVar(&c.NATSURL, "nats", c.NATSURL, "NATS URL to count stored events (empty: skip)")
+	fs.BoolVar(&c.PurgeEvents, "purge", c.PurgeEvents, "empty the events stream before the run (it deletes every stored event)")
 	fs.StringVar(&c.Prefix, "prefix", c.Prefix, "bus prefix")
 	fs.DurationVar(&c.Drain, "drain", c.Drain, "longest wait for deliveries after sending ends")
 	fs.DurationVar(&c.DrainQuiet, "drain-quiet", c.DrainQuiet, "stop waiting when nothing arrived for this long")

@@ -74,6 +74,9 @@ type Config struct {
 	// stored events); Prefix the bus prefix.
 	NATSURL string `json:"nats_url"`
 	Prefix  string `json:"prefix"`
+	// PurgeEvents empties the events stream before the run, so that the
+	// run measures a store that earlier runs did not fill (needs NATSURL).
+	PurgeEvents bool `json:"purge_events"`
 
 	// Drain bounds the wait for subscribers to catch up after sending
 	// ends; DrainQuiet ends it early when nothing arrived for that long.

@@ -166,6 +166,11 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 			store = nil
 		} else {
 			defer store.close()
+			if cfg.PurgeEvents {
+				if err := store.stream.Purge(ctx); err != nil {
+					errs.add(fmt.Errorf("purging the events stream: %w", err))
+				}
+			}
 		}
 	}
 

@@ -411,3 +411,36 @@ func TestSourceIP(t *testing.T) {
 		}
 	}
 }
+
+// TestRunPurgesEvents: with PurgeEvents the run starts on an empty events
+// stream, and still counts exactly what it stored.
+func TestRunPurgesEvents(t *testing.T) {
+	f := newFakeCore(t, 0, 0)
+	ctx := context.Background()
+	for i := range 20 {
+		if _, err := f.js.Publish(ctx, f.c.Event(999, "old"), []byte(`{}`), jetstream.WithMsgID(fmt.Sprint("old-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := f.config()
+	cfg.Subscribers, cfg.Rate, cfg.Duration = 0, 300, 300*time.Millisecond
+	cfg.PurgeEvents = true
+	res, err := Run(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Events.Sent == 0 || res.Events.Stored != int64(res.Events.Sent) {
+		t.Errorf("events %+v: want stored = sent", res.Events)
+	}
+	st, err := f.js.Stream(ctx, f.c.EventsStream())
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != res.Events.Sent {
+		t.Errorf("the stream holds %d events after the run, want only the run's %d", info.State.Msgs, res.Events.Sent)
+	}
+}
