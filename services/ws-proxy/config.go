@@ -80,7 +80,7 @@ func DefaultConfig() Config {
 		Prefix:          bus.DefaultPrefix,
 		MaxClients:      10000,
 		ReadLimit:       64 << 10,
-		QueueSize:       1024,
+		QueueSize:       4096,
 		WriteTimeout:    10 * time.Second,
 		PingInterval:    30 * time.Second,
 		CommandTimeout:  5 * time.Second,

@@ -29,7 +29,7 @@ type Conn interface {
 
 // Options tune the hub. Zero fields take the defaults noted.
 type Options struct {
-	// QueueSize is the most frames a client may have waiting (default 1024).
+	// QueueSize is the most frames a client may have waiting (default 4096).
 	QueueSize int
 	// WriteTimeout bounds every write and ping (default 10s).
 	WriteTimeout time.Duration
@@ -59,7 +59,7 @@ type Hub struct {
 // New returns an empty hub.
 func New(opts Options) *Hub {
 	if opts.QueueSize <= 0 {
-		opts.QueueSize = 1024
+		opts.QueueSize = 4096
 	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
