@@ -83,31 +83,14 @@ func matchField(raw []byte) fieldSet {
 		name = appendUnescaped(buf[:0], raw)
 	}
 	switch {
-	case equalFoldASCII(name, "node_id"):
+	case bytes.EqualFold(name, []byte("node_id")):
 		return fieldNodeID
-	case equalFoldASCII(name, "pot_id"):
+	case bytes.EqualFold(name, []byte("pot_id")):
 		return fieldPotID
-	case equalFoldASCII(name, "event_type"):
+	case bytes.EqualFold(name, []byte("event_type")):
 		return fieldEventType
 	}
 	return 0
-}
-
-// equalFoldASCII reports whether b equals lower, which is in lower case,
-// ignoring the case of ASCII letters.
-func equalFoldASCII(b []byte, lower string) bool {
-	if len(b) != len(lower) {
-		return false
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // readUint reads value, one valid JSON value, into *v: an integer in the
