@@ -3,6 +3,7 @@ package bus
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"time"
 	"unicode/utf8"
 
@@ -114,68 +115,32 @@ func srcIP(data json.RawMessage) string {
 	return ""
 }
 
-// scanSrcIP walks the keys of the JSON object data, without validating it
-// (the proto decoder already did), and returns the raw values of its
-// top-level "src_ip" and "ip" keys (nil when absent). It reports false when
-// data is not an object it can walk or a value it returns has escapes,
-// for srcIPSlow to decide.
+// errSlowSrcIP stops scanSrcIP where only encoding/json decides.
+var errSlowSrcIP = errors.New("src_ip: take encoding/json")
+
+// scanSrcIP returns the raw values of data's top-level "src_ip" and "ip"
+// members (nil when absent), found in one proto.ScanObject pass. It
+// reports false when data is not a valid JSON object, or when a member name
+// has escapes or non-ASCII bytes or a value it returns has escapes, for
+// srcIPSlow to decide: encoding/json matches names case-insensitively with
+// Unicode folding and unescapes.
 func scanSrcIP(data []byte) (src, ip []byte, ok bool) {
-	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
+	err := proto.ScanObject(data, func(name, value []byte) error {
+		if !isASCII(name) || bytes.IndexByte(name, '\\') >= 0 {
+			return errSlowSrcIP
+		}
+		switch {
+		case bytes.EqualFold(name, []byte("src_ip")):
+			src = value
+		case bytes.EqualFold(name, []byte("ip")):
+			ip = value
+		}
+		return nil
+	})
+	if err != nil || bytes.IndexByte(src, '\\') >= 0 || bytes.IndexByte(ip, '\\') >= 0 {
 		return nil, nil, false
 	}
-	i = skipWS(data, i+1)
-	if i < len(data) && data[i] == '}' {
-		return nil, nil, true
-	}
-	for i < len(data) {
-		if data[i] != '"' {
-			return nil, nil, false
-		}
-		end := skipJSONValue(data, i)
-		if end < 0 {
-			return nil, nil, false
-		}
-		key := data[i+1 : end-1]
-		i = skipWS(data, end)
-		if i >= len(data) || data[i] != ':' {
-			return nil, nil, false
-		}
-		i = skipWS(data, i+1)
-		end = skipJSONValue(data, i)
-		if end < 0 {
-			return nil, nil, false
-		}
-		// encoding/json matches keys case-insensitively, with Unicode
-		// folding: leave non-ASCII keys to it.
-		switch {
-		case !isASCII(key):
-			return nil, nil, false
-		case bytes.EqualFold(key, []byte("src_ip")):
-			src = data[i:end]
-		case bytes.EqualFold(key, []byte("ip")):
-			ip = data[i:end]
-		}
-		i = skipWS(data, end)
-		if i >= len(data) {
-			return nil, nil, false
-		}
-		switch data[i] {
-		case '}':
-			// Escaped keys or values are rare: let encoding/json unescape.
-			for _, b := range [][]byte{key, src, ip} {
-				if bytes.IndexByte(b, '\\') >= 0 {
-					return nil, nil, false
-				}
-			}
-			return src, ip, true
-		case ',':
-			i = skipWS(data, i+1)
-		default:
-			return nil, nil, false
-		}
-	}
-	return nil, nil, false
+	return src, ip, true
 }
 
 func isASCII(b []byte) bool {
@@ -185,60 +150,6 @@ func isASCII(b []byte) bool {
 		}
 	}
 	return true
-}
-
-func skipWS(data []byte, i int) int {
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipJSONValue returns the index after the JSON value starting at
-// data[i], following strings, escapes and nesting, or -1 at the end of
-// data. Literals end at the next delimiter.
-func skipJSONValue(data []byte, i int) int {
-	if i >= len(data) {
-		return -1
-	}
-	depth, inStr := 0, false
-	for j := i; j < len(data); j++ {
-		c := data[j]
-		if inStr {
-			switch c {
-			case '\\':
-				j++
-			case '"':
-				inStr = false
-				if depth == 0 {
-					return j + 1
-				}
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inStr = true
-		case '{', '[':
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return j // the end of the enclosing object
-			}
-			depth--
-			if depth == 0 {
-				return j + 1
-			}
-		case ',', ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return j
-			}
-		}
-	}
-	if depth == 0 && !inStr && len(data) > i {
-		return len(data)
-	}
-	return -1
 }
 
 // plainJSONString returns the contents of v when it is a JSON string
